@@ -1,0 +1,240 @@
+"""Load a targets YAML file into a validated ``Config``, or raise ``ConfigError`` listing every problem."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from gatewatch.config.errors import ConfigError, Problem
+from gatewatch.config.models import ENV_REF_RE, Config
+
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
+def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a file. ``environ`` resolves ``${VAR}`` header references (None: don't resolve)."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(str(path), [Problem("(file)", f"cannot read: {exc.strerror or exc}")]) from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(str(path), [Problem("(file)", f"larger than {MAX_CONFIG_BYTES} bytes")])
+    return load_config_text(data.decode("utf-8", errors="replace"), source=str(path), environ=environ)
+
+
+def load_config_text(text: str, source: str = "<config>", environ: Mapping[str, str] | None = None) -> Config:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(source, [Problem("(file)", f"{where}not valid YAML: {problem}")]) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(source, [Problem("(file)", "must be a mapping with a 'targets:' list")])
+
+    problems: list[Problem] = []
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        problems = [_problem(err, raw) for err in exc.errors()]
+        problems += _duplicate_names(raw)
+        raise ConfigError(source, _unique(problems)) from None
+
+    problems += _duplicate_names(raw)
+    if environ is not None:
+        problems += _missing_env(config, environ)
+    if problems:
+        raise ConfigError(source, problems)
+    if environ is not None:
+        config = _resolve_env(config, environ)
+    return config
+
+
+def _unique(problems: list[Problem]) -> list[Problem]:
+    seen: dict[tuple[str, str], Problem] = {}
+    for p in problems:
+        seen.setdefault((p.path, p.message), p)
+    return list(seen.values())
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(file)"
+
+
+def _lookup(raw: Any, loc: tuple[Any, ...]) -> Any:
+    cur = raw
+    for part in loc:
+        try:
+            cur = cur[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return cur
+
+
+def _allowed_keys(raw: Any, loc: tuple[Any, ...]) -> list[str]:
+    """Names the keys a model accepts, for the 'unknown key' message."""
+    from gatewatch.config import models
+
+    model: Any = models.Config
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) or next(
+            (f for f in model.model_fields.values() if f.alias == part), None
+        )
+        if field is None:
+            return []
+        model = _model_of(field.annotation)
+        if model is None:
+            return []
+    return sorted((f.alias or n) for n, f in model.model_fields.items())
+
+
+def _model_of(annotation: Any) -> Any:
+    from pydantic import BaseModel
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _problem(err: Mapping[str, Any], raw: Any) -> Problem:
+    loc = tuple(err["loc"])
+    # Pydantic appends the validator kind (e.g. "function-after[...]") for model validators; drop it.
+    loc = tuple(p for p in loc if not (isinstance(p, str) and "[" in p))
+    path = _path(loc)
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    got = err.get("input")
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(raw, loc)
+        hint = f"; allowed here: {', '.join(allowed)}" if allowed else ""
+        return Problem(path, f"unknown key{hint}")
+    if kind == "missing":
+        return Problem(path, "is required")
+    if kind == "value_error":
+        msg = str(ctx.get("error") or err["msg"])
+        return Problem(path, msg)
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return Problem(path, f"must be a whole number (got {got!r})")
+    if kind in ("float_parsing", "float_type"):
+        return Problem(path, f"must be a number (got {got!r})")
+    if kind in ("bool_parsing", "bool_type"):
+        return Problem(path, f"must be true or false (got {got!r})")
+    if kind in ("string_type",):
+        return Problem(path, f"must be a string (got {got!r})")
+    if kind in ("list_type",):
+        return Problem(path, f"must be a list (got {got!r})")
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return Problem(path, f"must be a mapping (got {got!r})")
+    if kind == "literal_error":
+        return Problem(path, f"must be one of {ctx.get('expected')} (got {got!r})")
+    bounds = {
+        "greater_than": "greater than {gt}",
+        "greater_than_equal": "at least {ge}",
+        "less_than": "less than {lt}",
+        "less_than_equal": "at most {le}",
+    }
+    if kind in bounds:
+        field = loc[-1] if loc else ""
+        allowed = _range_text(raw, loc) or bounds[kind].format(**ctx)
+        return Problem(path, f"must be {allowed} (got {got!r})" if field else err["msg"])
+    return Problem(path, f"{err['msg']} (got {got!r})")
+
+
+def _range_text(raw: Any, loc: tuple[Any, ...]) -> str | None:
+    """'from 1 to 65535' when the field has both bounds, so the user sees the whole allowed range."""
+    from annotated_types import Ge, Gt, Le, Lt
+
+    from gatewatch.config import models
+
+    model: Any = models.Config
+    field = None
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if model is None:
+            return None
+        field = model.model_fields.get(part) or next(
+            (f for f in model.model_fields.values() if f.alias == part), None
+        )
+        if field is None:
+            return None
+        model = _model_of(field.annotation)
+    if field is None:
+        return None
+    lo = hi = None
+    lo_text = hi_text = ""
+    for m in field.metadata:
+        if isinstance(m, Ge):
+            lo, lo_text = m.ge, "from"
+        elif isinstance(m, Gt):
+            lo, lo_text = m.gt, "greater than"
+        elif isinstance(m, Le):
+            hi, hi_text = m.le, "to"
+        elif isinstance(m, Lt):
+            hi, hi_text = m.lt, "below"
+    if lo is not None and hi is not None:
+        if lo_text == "from":
+            return f"from {lo} to {hi}"
+        return f"greater than {lo} and at most {hi}"
+    return None
+
+
+def _duplicate_names(raw: Any) -> list[Problem]:
+    targets = raw.get("targets") if isinstance(raw, dict) else None
+    if not isinstance(targets, list):
+        return []
+    first: dict[str, int] = {}
+    problems = []
+    for i, t in enumerate(targets):
+        name = t.get("name") if isinstance(t, dict) else None
+        if not isinstance(name, str):
+            continue
+        if name in first:
+            problems.append(
+                Problem(f"targets[{i}].name", f"duplicate name {name!r} (first used by targets[{first[name]}])")
+            )
+        else:
+            first[name] = i
+    return problems
+
+
+def _missing_env(config: Config, environ: Mapping[str, str]) -> list[Problem]:
+    problems = []
+    for i, t in enumerate(config.targets):
+        for name, value in t.headers.items():
+            for var in ENV_REF_RE.findall(value):
+                if var not in environ:
+                    problems.append(
+                        Problem(
+                            f"targets[{i}].headers.{name}",
+                            f"environment variable {var} is not set; export it before running gatewatch",
+                        )
+                    )
+    return problems
+
+
+def _resolve_env(config: Config, environ: Mapping[str, str]) -> Config:
+    targets = []
+    for t in config.targets:
+        headers = {k: ENV_REF_RE.sub(lambda m: environ[m.group(1)], v) for k, v in t.headers.items()}
+        targets.append(t.model_copy(update={"headers": headers}))
+    return config.model_copy(update={"targets": targets})

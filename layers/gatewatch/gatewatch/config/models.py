@@ -1,0 +1,291 @@
+"""The targets schema.
+
+Every value that may later reach a command line or a file path (service names, log paths, instance ids) is
+constrained here to a safe alphabet, so adapters never have to trust configuration. The messages raised by
+validators are part of the interface: tests pin them (``tests/fixtures/config/invalid-*.yaml``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+# systemd unit / supervisor program names: letters, digits and . _ @ : - ; never a leading dash (option).
+SERVICE_RE = re.compile(r"^[A-Za-z0-9_.@:][A-Za-z0-9_.@:-]{0,127}$")
+# Absolute path, safe characters only, no "..": these paths are read on the host by the on-box checks.
+PATH_RE = re.compile(r"^/[A-Za-z0-9._/+-]{0,4095}$")
+INSTANCE_ID_RE = re.compile(r"^(i|mi)-[0-9a-f]{8,17}$")
+TAG_RE = re.compile(r"^[A-Za-z0-9 _.:/=+@-]{1,128}$")
+HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+ENV_REF_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+URL_PATH_RE = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$")
+# Headers whose values are secrets: they must come from the environment, never sit in the file.
+SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie", "x-api-key", "x-auth-token"}
+
+Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+def _check_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"must be an http:// or https:// URL (got {value!r})")
+    if not parts.hostname:
+        raise ValueError(f"must name a host, e.g. https://api.example.com/health (got {value!r})")
+    if parts.username or parts.password:
+        raise ValueError("must not carry credentials; use a header with an ${ENV_VAR} reference")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise ValueError(f"has an invalid port (got {value!r})") from None
+    if any(c.isspace() for c in value):
+        raise ValueError("must not contain whitespace")
+    return value
+
+
+class Expect(_Strict):
+    status: list[int] | None = Field(default=None, description="accepted status codes; default any 2xx/3xx")
+    max_latency_ms: int | None = Field(default=None, gt=0, le=600_000)
+    body_contains: str | None = None
+    json_: dict[str, Any] | None = Field(default=None, alias="json")
+
+    @field_validator("status")
+    @classmethod
+    def _status_codes(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None:
+            if not value:
+                raise ValueError("must list at least one status code, or be left out for any 2xx/3xx")
+            bad = [v for v in value if not 100 <= v <= 599]
+            if bad:
+                raise ValueError(f"status codes must be from 100 to 599 (got {bad})")
+        return value
+
+    def accepts(self, status: int) -> bool:
+        return status in self.status if self.status else 200 <= status < 400
+
+
+class Health(_Strict):
+    url: str
+    method: Method = "GET"
+    timeout_s: float | None = Field(default=None, gt=0, le=60)
+    expect_status: list[int] = Field(default_factory=lambda: [200])
+    expect_json: dict[str, Any] = Field(default_factory=dict)
+
+    _url = field_validator("url")(classmethod(lambda cls, v: _check_url(v)))
+
+
+class Database(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=5432, ge=1, le=65535)
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9.:-]{1,253}", value):
+            raise ValueError(f"must be a host name or IP address (got {value!r})")
+        return value
+
+
+class Host(_Strict):
+    local: bool = False
+    instance_id: str | None = None
+    instance_tags: dict[str, str] | None = None
+    service: str | None = None
+    service_manager: Literal["systemd", "supervisor", "command"] = "systemd"
+    supervisor_config: str | None = None
+    process_match: str | None = Field(default=None, description="substring of the backend's command line")
+    backend_host: str = "127.0.0.1"
+    backend_port: int = Field(default=8000, ge=1, le=65535)
+    health_path: str = "/health"
+    nginx_port: int = Field(default=80, ge=1, le=65535)
+    nginx_bin: str = "nginx"
+    nginx_conf: str | None = None
+    nginx_prefix: str | None = None
+    nginx_error_log: str = "/var/log/nginx/error.log"
+    app_log: str | None = None
+    log_window_minutes: int = Field(default=15, ge=1, le=1440)
+    extra_paths: list[str] = Field(default_factory=list, description="directories whose disk use matters")
+    database: Database | None = None
+
+    @field_validator("instance_id")
+    @classmethod
+    def _instance(cls, value: str | None) -> str | None:
+        if value is not None and not INSTANCE_ID_RE.fullmatch(value):
+            raise ValueError(
+                f"must be an EC2 or managed instance id like i-0123456789abcdef0 or mi-0123456789abcdef0 "
+                f"(got {value!r})"
+            )
+        return value
+
+    @field_validator("instance_tags")
+    @classmethod
+    def _tags(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is not None:
+            if not value:
+                raise ValueError("must name at least one tag, e.g. {gatewatch: api}")
+            for k, v in value.items():
+                if not TAG_RE.fullmatch(k) or not TAG_RE.fullmatch(str(v)):
+                    raise ValueError(
+                        f"tag {k!r}={v!r} has characters outside letters, digits, space and _ . : / = + @ -"
+                    )
+        return value
+
+    @field_validator("service")
+    @classmethod
+    def _service(cls, value: str | None) -> str | None:
+        if value is not None and not SERVICE_RE.fullmatch(value):
+            raise ValueError(
+                f"must be a service name of letters, digits and . _ @ : - not starting with '-' (got {value!r})"
+            )
+        return value
+
+    @field_validator("process_match")
+    @classmethod
+    def _process_match(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9 _./:=@-]{1,200}", value):
+            raise ValueError(
+                f"must be plain text of letters, digits, space and _ . / : = @ - (got {value!r})"
+            )
+        return value
+
+    @field_validator("backend_host")
+    @classmethod
+    def _backend_host(cls, value: str) -> str:
+        if value == "localhost":
+            return value
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError(f"must be an IP address such as 127.0.0.1, or localhost (got {value!r})") from None
+        return value
+
+    @field_validator("health_path")
+    @classmethod
+    def _health_path(cls, value: str) -> str:
+        if not URL_PATH_RE.fullmatch(value):
+            raise ValueError(f"must be a URL path starting with '/', e.g. /health (got {value!r})")
+        return value
+
+    @field_validator("nginx_bin", "nginx_conf", "nginx_prefix", "nginx_error_log", "app_log", "supervisor_config")
+    @classmethod
+    def _paths(cls, value: str | None, info) -> str | None:
+        if value is None:
+            return value
+        if info.field_name == "nginx_bin" and re.fullmatch(r"[A-Za-z0-9._-]{1,64}", value):
+            return value  # a bare program name, looked up on PATH
+        return _check_path(value)
+
+    @field_validator("extra_paths")
+    @classmethod
+    def _extra_paths(cls, value: list[str]) -> list[str]:
+        return [_check_path(v) for v in value]
+
+    @model_validator(mode="after")
+    def _where(self) -> Host:
+        if self.instance_id and self.instance_tags:
+            raise ValueError("give instance_id or instance_tags, not both")
+        if self.local and (self.instance_id or self.instance_tags):
+            raise ValueError("local: true runs the checks on this machine; remove instance_id/instance_tags")
+        if self.service_manager == "supervisor" and not self.service:
+            raise ValueError("service_manager: supervisor needs service: the supervisor program name")
+        return self
+
+
+def _check_path(value: str) -> str:
+    if not PATH_RE.fullmatch(value) or "/../" in value + "/" or value.endswith("/.."):
+        raise ValueError(
+            f"must be an absolute path of letters, digits and . _ / + - with no '..' (got {value!r})"
+        )
+    return value
+
+
+class Remediation(_Strict):
+    mode: Literal["off", "suggest", "auto"] = "suggest"
+
+
+class Alerting(_Strict):
+    failure_threshold: int = Field(default=2, ge=1, le=100)
+    success_threshold: int = Field(default=2, ge=1, le=100)
+
+
+class Confirm(_Strict):
+    """A failed attempt is retried this many times, after this pause, before it counts as down."""
+
+    retries: int = Field(default=1, ge=0, le=5)
+    delay_s: float = Field(default=1.0, ge=0, le=60)
+
+
+class Target(_Strict):
+    name: str
+    url: str
+    method: Method = "GET"
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: str | None = None
+    timeout_s: float = Field(default=10, gt=0, le=120)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    max_redirects: int = Field(default=10, ge=0, le=30)
+    verify_tls: bool = True
+    expect: Expect = Field(default_factory=Expect)
+    health: Health | None = None
+    host: Host | None = None
+    remediation: Remediation = Field(default_factory=Remediation)
+    alerting: Alerting = Field(default_factory=Alerting)
+    confirm: Confirm = Field(default_factory=Confirm)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME_RE.fullmatch(value):
+            raise ValueError(
+                f"must be 1-63 characters of a-z, 0-9 and '-', starting and ending with a letter or digit "
+                f"(got {value!r})"
+            )
+        return value
+
+    _url = field_validator("url")(classmethod(lambda cls, v: _check_url(v)))
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, val in value.items():
+            if not HEADER_NAME_RE.fullmatch(name):
+                raise ValueError(f"header name {name!r} is not a valid HTTP token")
+            if "\r" in str(val) or "\n" in str(val):
+                raise ValueError(f"header {name!r} must not contain line breaks")
+            if name.lower() in SECRET_HEADERS and not ENV_REF_RE.fullmatch(str(val)):
+                raise ValueError(
+                    f"header {name!r} carries a secret: write it as an environment reference like "
+                    f"${{{name.upper().replace('-', '_')}}}, never inline"
+                )
+        return value
+
+
+class Settings(_Strict):
+    concurrency: int = Field(default=16, ge=1, le=512, description="targets probed at once")
+    db_path: str | None = None
+
+
+class Config(_Strict):
+    settings: Settings = Field(default_factory=Settings)
+    targets: list[Target]
+
+    @field_validator("targets")
+    @classmethod
+    def _some(cls, value: list[Target]) -> list[Target]:
+        if not value:
+            raise ValueError("must list at least one target")
+        return value
+
+    def target(self, name: str) -> Target:
+        for t in self.targets:
+            if t.name == name:
+                return t
+        raise KeyError(name)
