@@ -4,8 +4,8 @@ from gatewatch.config.errors import ConfigError, Problem
 from gatewatch.config.loader import load_config, load_config_text
 from gatewatch.config.models import (
     Alerting,
-    Confirm,
     Config,
+    Confirm,
     Database,
     Expect,
     Health,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -11,7 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from gatewatch.config.errors import ConfigError, Problem
-from gatewatch.config.models import ENV_REF_RE, Config
+from gatewatch.config.models import ENV_REF_RE, SECRET_HEADERS, Config
 
 MAX_CONFIG_BYTES = 1024 * 1024
 
@@ -48,6 +49,7 @@ def load_config_text(text: str, source: str = "<config>", environ: Mapping[str, 
         raise ConfigError(source, _unique(problems)) from None
 
     problems += _duplicate_names(raw)
+    problems += _inline_secrets(config)
     if environ is not None:
         problems += _missing_env(config, environ)
     if problems:
@@ -125,7 +127,9 @@ def _problem(err: Mapping[str, Any], raw: Any) -> Problem:
     got = err.get("input")
     if kind == "extra_forbidden":
         allowed = _allowed_keys(raw, loc)
-        hint = f"; allowed here: {', '.join(allowed)}" if allowed else ""
+        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1) if loc else []
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint += f" allowed here: {', '.join(allowed)}" if allowed else ""
         return Problem(path, f"unknown key{hint}")
     if kind == "missing":
         return Problem(path, "is required")
@@ -181,16 +185,16 @@ def _range_text(raw: Any, loc: tuple[Any, ...]) -> str | None:
     if field is None:
         return None
     lo = hi = None
-    lo_text = hi_text = ""
+    lo_text = ""
     for m in field.metadata:
         if isinstance(m, Ge):
             lo, lo_text = m.ge, "from"
         elif isinstance(m, Gt):
             lo, lo_text = m.gt, "greater than"
         elif isinstance(m, Le):
-            hi, hi_text = m.le, "to"
+            hi = m.le
         elif isinstance(m, Lt):
-            hi, hi_text = m.lt, "below"
+            hi = m.lt
     if lo is not None and hi is not None:
         if lo_text == "from":
             return f"from {lo} to {hi}"
@@ -214,6 +218,22 @@ def _duplicate_names(raw: Any) -> list[Problem]:
             )
         else:
             first[name] = i
+    return problems
+
+
+def _inline_secrets(config: Config) -> list[Problem]:
+    problems = []
+    for i, t in enumerate(config.targets):
+        for name, value in t.headers.items():
+            if name.lower() in SECRET_HEADERS and not ENV_REF_RE.fullmatch(value):
+                var = name.upper().replace("-", "_")
+                problems.append(
+                    Problem(
+                        f"targets[{i}].headers.{name}",
+                        f"carries a secret: write it as an environment reference like ${{{var}}} "
+                        "and export that variable, never inline",
+                    )
+                )
     return problems
 
 

@@ -1,0 +1,124 @@
+"""The targets config: good files load, and every bad one explains itself with the field path and the fix.
+
+The expected messages are pinned here on purpose: users read them, so they are part of the interface.
+"""
+
+from pathlib import Path
+
+import pytest
+
+from gatewatch.cli import main
+from gatewatch.config import ConfigError, load_config, load_config_text
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "config"
+ROOT = Path(__file__).parents[2]
+
+EXPECTED = {
+    "invalid-port.yaml": ["targets[0].host.backend_port: must be from 1 to 65535 (got 70000)"],
+    # The allowed list grows with the schema, so only its start is pinned (see the test below).
+    "invalid-unknown-key.yaml": ["targets[0].timeout: unknown key; did you mean 'timeout_s'? allowed here: alerting, "],
+    "invalid-duplicate-name.yaml": ["targets[1].name: duplicate name 'api' (first used by targets[0])"],
+    "invalid-url.yaml": ["targets[0].url: must be an http:// or https:// URL (got 'ftp://api.example.com/')"],
+    "invalid-name.yaml": [
+        "targets[0].name: must be 1-63 characters of a-z, 0-9 and '-', starting and ending with a letter or "
+        "digit (got 'API_1')"
+    ],
+    "invalid-service.yaml": [
+        "targets[0].host.service: must be a service name of letters, digits and . _ @ : - not starting with '-' "
+        "(got 'backend; rm -rf /')"
+    ],
+    "invalid-log-path.yaml": [
+        "targets[0].host.nginx_error_log: must be an absolute path of letters, digits and . _ / + - with no '..' "
+        "(got '/var/log/../../etc/shadow')",
+        "targets[0].host.app_log: must be an absolute path of letters, digits and . _ / + - with no '..' "
+        "(got 'relative/app.log')",
+    ],
+    "invalid-secret-header.yaml": [
+        "targets[0].headers.Authorization: carries a secret: write it as an environment reference like "
+        "${AUTHORIZATION} and export that variable, never inline"
+    ],
+    "invalid-mode.yaml": ["targets[0].remediation.mode: must be one of 'off', 'suggest' or 'auto' (got 'always')"],
+    "invalid-types.yaml": [
+        "targets[0].timeout_s: must be a number (got 'soon')",
+        "targets[0].expect.status: status codes must be from 100 to 599 (got [999])",
+        "targets[0].alerting.failure_threshold: must be from 1 to 100 (got 0)",
+    ],
+    "invalid-yaml.yaml": ["(file): line 4, column 1: not valid YAML: expected ',' or ']', but got '<stream end>'"],
+    "invalid-empty.yaml": ["targets: must list at least one target"],
+    "invalid-instance.yaml": [
+        "targets[0].host.instance_id: must be an EC2 or managed instance id like i-0123456789abcdef0 or "
+        "mi-0123456789abcdef0 (got 'i-12')"
+    ],
+}
+
+
+def test_every_invalid_fixture_has_pinned_messages():
+    assert sorted(p.name for p in FIXTURES.glob("invalid-*.yaml")) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_invalid_config_messages(name):
+    with pytest.raises(ConfigError) as info:
+        load_config(FIXTURES / name)
+    got = [str(p) for p in info.value.problems]
+    if name == "invalid-unknown-key.yaml":
+        assert got[0].startswith(EXPECTED[name][0]) and "timeout_s, " in got[0] and len(got) == 1
+    else:
+        assert got == EXPECTED[name]
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_config_check_exits_2_and_prints_every_problem(name, capsys):
+    assert main(["config", "check", "--no-env", str(FIXTURES / name)]) == 2
+    err = capsys.readouterr().err
+    for line in EXPECTED[name]:
+        assert line in err
+
+
+def test_example_file_is_valid_and_defaults_apply():
+    config = load_config(ROOT / "examples" / "targets.yaml")
+    api = config.target("api")
+    assert api.method == "POST"
+    assert api.expect.status == [200, 401]
+    assert api.host.backend_port == 8000
+    assert api.alerting.failure_threshold == 2
+    assert api.confirm.retries == 1
+
+
+def test_config_check_ok_exits_0(capsys):
+    assert main(["config", "check", "--no-env", str(ROOT / "examples" / "targets.yaml")]) == 0
+    assert "ok (1 target(s): api)" in capsys.readouterr().out
+
+
+def test_env_references_resolve_and_missing_ones_are_named():
+    text = "targets:\n  - name: a\n    url: https://a.example.com/\n    headers: {Authorization: '${TOKEN}'}\n"
+    assert load_config_text(text).targets[0].headers["Authorization"] == "${TOKEN}"
+    resolved = load_config_text(text, environ={"TOKEN": "Bearer s3cret"})
+    assert resolved.targets[0].headers["Authorization"] == "Bearer s3cret"
+    with pytest.raises(ConfigError) as info:
+        load_config_text(text, environ={})
+    assert [str(p) for p in info.value.problems] == [
+        "targets[0].headers.Authorization: environment variable TOKEN is not set; export it before running gatewatch"
+    ]
+
+
+def test_header_names_and_values_are_checked_per_header():
+    text = "targets:\n  - name: a\n    url: https://a.example.com/\n    headers: {'Bad Name': v, X-Ok: \"a\\nb\"}\n"
+    with pytest.raises(ConfigError) as info:
+        load_config_text(text)
+    assert [str(p) for p in info.value.problems] == [
+        "targets[0].headers.Bad Name: header name 'Bad Name' is not a valid HTTP token",
+        "targets[0].headers.X-Ok: header values must not contain line breaks",
+    ]
+
+
+def test_default_expectation_accepts_2xx_and_3xx_only():
+    t = load_config_text("targets:\n  - name: a\n    url: http://127.0.0.1/\n").targets[0]
+    assert t.expect.accepts(200) and t.expect.accepts(302)
+    assert not t.expect.accepts(404) and not t.expect.accepts(502)
+
+
+def test_missing_file_is_a_clear_problem(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "nope.yaml")
+    assert str(info.value.problems[0]).startswith("(file): cannot read: No such file or directory")
