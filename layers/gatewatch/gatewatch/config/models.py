@@ -249,12 +249,18 @@ class Target(_Strict):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     max_redirects: int = Field(default=10, ge=0, le=30)
     verify_tls: bool = True
+    tls_ca_file: str | None = Field(default=None, description="PEM bundle to trust instead of the system CAs")
     expect: Expect = Field(default_factory=Expect)
     health: Health | None = None
     host: Host | None = None
     remediation: Remediation = Field(default_factory=Remediation)
     alerting: Alerting = Field(default_factory=Alerting)
     confirm: Confirm = Field(default_factory=Confirm)
+
+    @field_validator("tls_ca_file")
+    @classmethod
+    def _ca_file(cls, value: str | None) -> str | None:
+        return value if value is None else _check_path(value)
 
     @field_validator("name")
     @classmethod
