@@ -1,0 +1,18 @@
+"""The results store port and its adapters."""
+
+from gatewatch.store.base import ActionRecord, Incident, ProbeRecord, ResultsStore, TargetState
+from gatewatch.store.exceptions import ConflictError, StoreError
+from gatewatch.store.sqlite import DEFAULT_DB_PATH, SQLiteStore, default_db_path
+
+__all__ = [
+    "DEFAULT_DB_PATH",
+    "ActionRecord",
+    "ConflictError",
+    "Incident",
+    "ProbeRecord",
+    "ResultsStore",
+    "SQLiteStore",
+    "StoreError",
+    "TargetState",
+    "default_db_path",
+]

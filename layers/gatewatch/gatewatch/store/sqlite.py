@@ -1,0 +1,176 @@
+"""SQLite results store: the embedded default for the local pipeline.
+
+One file, WAL mode, every write in its own short transaction. Conditional writes use SQL predicates
+(``WHERE version = ?``, ``INSERT`` on a primary key) so concurrent ``gatewatch run`` processes stay consistent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+from gatewatch.store.base import ActionRecord, Incident, ProbeRecord, ResultsStore, TargetState, dumps
+from gatewatch.store.exceptions import ConflictError, StoreError
+
+DEFAULT_DB_PATH = "~/.local/state/gatewatch/gatewatch.db"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS probes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    target TEXT NOT NULL, at TEXT NOT NULL, status TEXT NOT NULL, reason TEXT, total_ms REAL,
+    result TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS probes_by_target ON probes (target, id);
+CREATE TABLE IF NOT EXISTS target_state (
+    target TEXT PRIMARY KEY, doc TEXT NOT NULL, version INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS incidents (
+    id TEXT PRIMARY KEY, target TEXT NOT NULL, opened_at TEXT NOT NULL, status TEXT NOT NULL, doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS incidents_by_target ON incidents (target, opened_at);
+CREATE TABLE IF NOT EXISTS actions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    incident_id TEXT NOT NULL, target TEXT NOT NULL, at TEXT NOT NULL, doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS actions_by_incident ON actions (incident_id, id);
+"""
+
+
+def default_db_path() -> Path:
+    """``$GATEWATCH_DB`` when set, else the XDG-style state path."""
+    return Path(os.environ.get("GATEWATCH_DB") or os.path.expanduser(DEFAULT_DB_PATH))
+
+
+class SQLiteStore(ResultsStore):
+    def __init__(self, path: str | os.PathLike[str] | None = None):
+        self.path = Path(path) if path else default_db_path()
+        if str(self.path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(str(self.path), timeout=10, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA busy_timeout=10000")
+            self._db.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the results store at {self.path}: {exc}") from exc
+
+    def _run(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        try:
+            with self._lock:
+                return self._db.execute(sql, args)
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"results store {self.path}: {exc}") from exc
+
+    # probes
+    def record_probe(self, record: ProbeRecord) -> None:
+        self._run(
+            "INSERT INTO probes (target, at, status, reason, total_ms, result) VALUES (?, ?, ?, ?, ?, ?)",
+            (record.target, record.at, record.status, record.reason, record.total_ms, dumps(record.result)),
+        )
+
+    def history(self, target: str | None = None, limit: int = 50) -> list[ProbeRecord]:
+        where, args = ("WHERE target = ?", (target,)) if target else ("", ())
+        rows = self._run(
+            f"SELECT target, at, status, reason, total_ms, result FROM probes {where} "  # noqa: S608 - fixed text
+            "ORDER BY id DESC LIMIT ?",
+            (*args, limit),
+        ).fetchall()
+        return [ProbeRecord(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+
+    # target state
+    def get_state(self, target: str) -> TargetState | None:
+        row = self._run("SELECT doc, version FROM target_state WHERE target = ?", (target,)).fetchone()
+        if not row:
+            return None
+        state = TargetState(**json.loads(row[0]))
+        state.version = row[1]
+        return state
+
+    def put_state(self, state: TargetState, expected_version: int) -> TargetState:
+        new = TargetState(**{**state.to_dict(), "version": expected_version + 1})
+        doc = dumps(new.to_dict())
+        if expected_version == 0:
+            try:
+                self._run(
+                    "INSERT INTO target_state (target, doc, version) VALUES (?, ?, 1)", (state.target, doc)
+                )
+            except sqlite3.IntegrityError:
+                raise ConflictError(f"state of {state.target} was created by someone else") from None
+            return new
+        cur = self._run(
+            "UPDATE target_state SET doc = ?, version = ? WHERE target = ? AND version = ?",
+            (doc, new.version, state.target, expected_version),
+        )
+        if cur.rowcount != 1:
+            raise ConflictError(f"state of {state.target} changed since version {expected_version}")
+        return new
+
+    # incidents
+    def create_incident(self, incident: Incident) -> bool:
+        try:
+            self._run(
+                "INSERT INTO incidents (id, target, opened_at, status, doc) VALUES (?, ?, ?, ?, ?)",
+                (incident.id, incident.target, incident.opened_at, incident.status, dumps(incident.to_dict())),
+            )
+        except sqlite3.IntegrityError:
+            return False
+        return True
+
+    def get_incident(self, incident_id: str) -> Incident | None:
+        row = self._run("SELECT doc FROM incidents WHERE id = ?", (incident_id,)).fetchone()
+        return Incident(**json.loads(row[0])) if row else None
+
+    def update_incident(self, incident_id: str, **changes: Any) -> Incident:
+        current = self.get_incident(incident_id)
+        if current is None:
+            raise StoreError(f"no incident {incident_id}")
+        updated = Incident(**{**current.to_dict(), **changes})
+        self._run(
+            "UPDATE incidents SET status = ?, doc = ? WHERE id = ?",
+            (updated.status, dumps(updated.to_dict()), incident_id),
+        )
+        return updated
+
+    def list_incidents(self, target: str | None = None, open_only: bool = False, limit: int = 50) -> list[Incident]:
+        clauses, args = [], []
+        if target:
+            clauses.append("target = ?")
+            args.append(target)
+        if open_only:
+            clauses.append("status = 'open'")
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._run(
+            f"SELECT doc FROM incidents {where} ORDER BY opened_at DESC, id DESC LIMIT ?",  # noqa: S608
+            (*args, limit),
+        ).fetchall()
+        return [Incident(**json.loads(r[0])) for r in rows]
+
+    # remediation audit
+    def record_action(self, record: ActionRecord) -> None:
+        self._run(
+            "INSERT INTO actions (incident_id, target, at, doc) VALUES (?, ?, ?, ?)",
+            (record.incident_id, record.target, record.at, dumps(record.to_dict())),
+        )
+
+    def list_actions(self, incident_id: str | None = None, target: str | None = None) -> list[ActionRecord]:
+        clauses, args = [], []
+        if incident_id:
+            clauses.append("incident_id = ?")
+            args.append(incident_id)
+        if target:
+            clauses.append("target = ?")
+            args.append(target)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._run(f"SELECT doc FROM actions {where} ORDER BY id", tuple(args)).fetchall()  # noqa: S608
+        return [ActionRecord(**json.loads(r[0])) for r in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
