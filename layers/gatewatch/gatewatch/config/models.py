@@ -112,6 +112,7 @@ class Database(_Strict):
 
 class Host(_Strict):
     local: bool = False
+    netns: str | None = Field(default=None, description="local only: run the checks inside this network namespace")
     instance_id: str | None = None
     instance_tags: dict[str, str] | None = None
     service: str | None = None
@@ -139,6 +140,13 @@ class Host(_Strict):
                 f"must be an EC2 or managed instance id like i-0123456789abcdef0 or mi-0123456789abcdef0 "
                 f"(got {value!r})"
             )
+        return value
+
+    @field_validator("netns")
+    @classmethod
+    def _netns(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,30}", value):
+            raise ValueError(f"must be a network namespace name of a-z, 0-9, _ and - (got {value!r})")
         return value
 
     @field_validator("instance_tags")
@@ -210,6 +218,8 @@ class Host(_Strict):
             raise ValueError("give instance_id or instance_tags, not both")
         if self.local and (self.instance_id or self.instance_tags):
             raise ValueError("local: true runs the checks on this machine; remove instance_id/instance_tags")
+        if self.netns and not self.local:
+            raise ValueError("netns applies to local: true hosts only")
         if self.service_manager == "supervisor" and not self.service:
             raise ValueError("service_manager: supervisor needs service: the supervisor program name")
         return self
