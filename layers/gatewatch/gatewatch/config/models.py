@@ -260,6 +260,9 @@ class Target(_Strict):
     max_redirects: int = Field(default=10, ge=0, le=30)
     verify_tls: bool = True
     tls_ca_file: str | None = Field(default=None, description="PEM bundle to trust instead of the system CAs")
+    resolve_to: str | None = Field(
+        default=None, description="connect to this IP instead of resolving the URL's host (like curl --resolve)"
+    )
     expect: Expect = Field(default_factory=Expect)
     health: Health | None = None
     host: Host | None = None
@@ -271,6 +274,16 @@ class Target(_Strict):
     @classmethod
     def _ca_file(cls, value: str | None) -> str | None:
         return value if value is None else _check_path(value)
+
+    @field_validator("resolve_to")
+    @classmethod
+    def _resolve_to(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise ValueError(f"must be an IP address such as 203.0.113.10 or 2001:db8::1 (got {value!r})") from None
 
     @field_validator("name")
     @classmethod
