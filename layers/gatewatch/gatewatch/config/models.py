@@ -26,6 +26,13 @@ ENV_REF_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 URL_PATH_RE = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$")
 # Headers whose values are secrets: they must come from the environment, never sit in the file.
 SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie", "x-api-key", "x-auth-token"}
+# Remediation (gatewatch.remediation): the catalogued action names, and what a host.commands argv template may hold.
+REMEDIATION_ACTIONS = ("restart_backend", "start_proxy", "reload_proxy")
+RemediationAction = Literal["restart_backend", "start_proxy", "reload_proxy"]
+COMMAND_PLACEHOLDERS = ("service", "proxy_service", "supervisor_config", "backend_port", "nginx_port")
+COMMAND_ARG_RE = re.compile(r"^[A-Za-z0-9_./:=@%+,-]{1,256}$")
+PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
+SHELL_PROGRAMS = {"sh", "bash", "dash", "zsh", "ksh", "csh", "tcsh", "fish", "busybox", "env", "xargs", "eval"}
 
 Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -131,6 +138,10 @@ class Host(_Strict):
     log_window_minutes: int = Field(default=15, ge=1, le=1440)
     extra_paths: list[str] = Field(default_factory=list, description="directories whose disk use matters")
     database: Database | None = None
+    proxy_service: str = Field(default="nginx", description="the proxy's systemd unit / supervisor program name")
+    commands: dict[RemediationAction, list[str]] | None = Field(
+        default=None, description="service_manager: command only: an argv template per remediation action"
+    )
 
     @field_validator("instance_id")
     @classmethod
@@ -170,6 +181,29 @@ class Host(_Strict):
                 f"must be a service name of letters, digits and . _ @ : - not starting with '-' (got {value!r})"
             )
         return value
+
+    @field_validator("proxy_service")
+    @classmethod
+    def _proxy_service(cls, value: str) -> str:
+        if not SERVICE_RE.fullmatch(value):
+            raise ValueError(
+                f"must be a service name of letters, digits and . _ @ : - not starting with '-' (got {value!r})"
+            )
+        return value
+
+    @field_validator("commands")
+    @classmethod
+    def _commands(cls, value: dict[str, list[str]] | None) -> dict[str, list[str]] | None:
+        if value is not None:
+            for action, argv in value.items():
+                _check_argv_template(action, argv)
+        return value
+
+    @model_validator(mode="after")
+    def _commands_need_manager(self) -> Host:
+        if self.commands is not None and self.service_manager != "command":
+            raise ValueError("commands applies to service_manager: command only")
+        return self
 
     @field_validator("process_match")
     @classmethod
@@ -225,6 +259,35 @@ class Host(_Strict):
         return self
 
 
+def _check_argv_template(action: str, argv: list[str]) -> None:
+    """An argv template runs without a shell: a program, then plain arguments and whole {placeholder}s."""
+    if not argv or len(argv) > 32:
+        raise ValueError(f"{action}: must be a list of 1 to 32 argv elements, program first")
+    program = argv[0]
+    if program.startswith("-") or "{" in program or not (
+        re.fullmatch(r"[A-Za-z0-9._-]{1,64}", program) or PATH_RE.fullmatch(program)
+    ):
+        raise ValueError(
+            f"{action}: the program must be a bare name or an absolute path of letters, digits and . _ / + - "
+            f"(got {program!r})"
+        )
+    if program.rsplit("/", 1)[-1] in SHELL_PROGRAMS:
+        raise ValueError(f"{action}: {program!r} would bring a shell back; name the program to run directly")
+    for arg in argv[1:]:
+        for name in PLACEHOLDER_RE.findall(arg):
+            if name not in COMMAND_PLACEHOLDERS:
+                raise ValueError(
+                    f"{action}: unknown placeholder {{{name}}} in {arg!r}; allowed: "
+                    + ", ".join("{" + p + "}" for p in COMMAND_PLACEHOLDERS)
+                )
+        literal = PLACEHOLDER_RE.sub("x", arg)
+        if not COMMAND_ARG_RE.fullmatch(literal):
+            raise ValueError(
+                f"{action}: argument {arg!r} has characters outside letters, digits and _ . / : = @ % + , - "
+                "(no spaces, quotes or shell syntax: each argv element is passed as is, without a shell)"
+            )
+
+
 def _check_path(value: str) -> str:
     if not PATH_RE.fullmatch(value) or "/../" in value + "/" or value.endswith("/.."):
         raise ValueError(
@@ -235,6 +298,58 @@ def _check_path(value: str) -> str:
 
 class Remediation(_Strict):
     mode: Literal["off", "suggest", "auto"] = "suggest"
+    cooldown_minutes: int = Field(default=15, ge=0, le=10080, description="per target and action")
+    max_per_day: int = Field(default=3, ge=1, le=100, description="per target, rolling 24 hours; then humans only")
+
+
+class MaintenanceWindow(_Strict):
+    """Silences notifications and remediation (never probing): an absolute window, or a daily one in UTC."""
+
+    start: str | None = Field(default=None, description="ISO-8601 with a zone, e.g. 2026-11-25T01:00:00Z")
+    end: str | None = None
+    daily: str | None = Field(default=None, description="HH:MM-HH:MM UTC; may wrap past midnight")
+    reason: str | None = Field(default=None, max_length=200)
+
+    @field_validator("start", "end")
+    @classmethod
+    def _instant(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        from datetime import datetime
+
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"must be an ISO-8601 time like 2026-11-25T01:00:00Z (got {value!r})") from None
+        if moment.tzinfo is None:
+            raise ValueError(f"must carry a zone, e.g. a trailing Z for UTC (got {value!r})")
+        return value
+
+    @field_validator("daily")
+    @classmethod
+    def _daily(cls, value: str | None) -> str | None:
+        if value is not None:
+            m = re.fullmatch(r"([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-3]):([0-5][0-9])", value)
+            if not m or value[:5] == value[6:]:
+                raise ValueError(f"must be HH:MM-HH:MM in UTC with different ends, e.g. 01:00-02:30 (got {value!r})")
+        return value
+
+    @model_validator(mode="after")
+    def _one_form(self) -> MaintenanceWindow:
+        absolute = self.start is not None or self.end is not None
+        if absolute and self.daily:
+            raise ValueError("give start and end, or daily, not both")
+        if not absolute and not self.daily:
+            raise ValueError("give start and end (ISO-8601), or daily (HH:MM-HH:MM UTC)")
+        if absolute:
+            if self.start is None or self.end is None:
+                raise ValueError("an absolute window needs both start and end")
+            from datetime import datetime
+
+            begin, finish = (datetime.fromisoformat(v.replace("Z", "+00:00")) for v in (self.start, self.end))
+            if finish <= begin:
+                raise ValueError(f"end {self.end} must be after start {self.start}")
+        return self
 
 
 class Alerting(_Strict):
@@ -269,6 +384,7 @@ class Target(_Strict):
     remediation: Remediation = Field(default_factory=Remediation)
     alerting: Alerting = Field(default_factory=Alerting)
     confirm: Confirm = Field(default_factory=Confirm)
+    maintenance: list[MaintenanceWindow] = Field(default_factory=list, description="silences alerts and fixes")
 
     @field_validator("tls_ca_file")
     @classmethod
