@@ -1,14 +1,16 @@
 """The results store port and its adapters."""
 
-from gatewatch.store.base import ActionRecord, Incident, ProbeRecord, ResultsStore, TargetState
+from gatewatch.store.base import ActionRecord, ClaimRecord, Incident, LockRecord, ProbeRecord, ResultsStore, TargetState
 from gatewatch.store.exceptions import ConflictError, StoreError
 from gatewatch.store.sqlite import DEFAULT_DB_PATH, SQLiteStore, default_db_path
 
 __all__ = [
     "DEFAULT_DB_PATH",
     "ActionRecord",
+    "ClaimRecord",
     "ConflictError",
     "Incident",
+    "LockRecord",
     "ProbeRecord",
     "ResultsStore",
     "SQLiteStore",

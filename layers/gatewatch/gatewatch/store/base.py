@@ -67,8 +67,33 @@ class ActionRecord:
     incident_id: str
     target: str
     action: str
-    decision: str  # allowed | refused | ran | succeeded | failed
+    decision: str  # considered | allowed | suggested | refused | no_action | ran | verified | escalated
     guard: str  # which guard allowed or refused it
+    at: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class LockRecord:
+    """A lease on a name (remediation: one action in flight per host). Expired leases may be taken over."""
+
+    name: str
+    owner: str
+    acquired_at: str  # ISO-8601 UTC; leases compare as text, which is why every time is ``clock.iso``
+    expires_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ClaimRecord:
+    """A once-only marker (remediation: incident + action), created conditionally and never taken over."""
+
+    key: str
     at: str
     detail: dict[str, Any] = field(default_factory=dict)
 
@@ -120,6 +145,36 @@ class ResultsStore(abc.ABC):
     @abc.abstractmethod
     def list_actions(self, incident_id: str | None = None, target: str | None = None) -> list[ActionRecord]:
         """Oldest first: the audit trail reads as a story."""
+
+    # Leases and once-only claims for remediation (gatewatch.remediation). Not abstract so that an adapter written
+    # before they existed still loads; every adapter used for remediation must implement all five.
+    def acquire_lock(self, name: str, owner: str, now: str, expires_at: str) -> bool:
+        """Take the lease ``name`` for ``owner`` until ``expires_at``, atomically; True when this call holds it.
+
+        Succeeds when nobody holds it, when the current lease expired (``expires_at <= now``, compared as ISO
+        text), or when ``owner`` already holds it (a retried step). DynamoDB: a PutItem conditioned on
+        ``attribute_not_exists(pk) OR expires_at <= :now OR owner = :owner``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no acquire_lock")
+
+    def release_lock(self, name: str, owner: str) -> bool:
+        """Drop the lease if ``owner`` still holds it (never someone else's); True when it was dropped."""
+        raise NotImplementedError(f"{type(self).__name__} has no release_lock")
+
+    def get_lock(self, name: str) -> LockRecord | None:
+        """The stored lease, expired or not (callers compare ``expires_at`` with their clock)."""
+        raise NotImplementedError(f"{type(self).__name__} has no get_lock")
+
+    def claim(self, key: str, at: str, detail: dict[str, Any] | None = None) -> bool:
+        """Create the claim ``key`` unless it exists (no expiry, no take-over); True when this call created it."""
+        raise NotImplementedError(f"{type(self).__name__} has no claim")
+
+    def get_claim(self, key: str) -> ClaimRecord | None:
+        raise NotImplementedError(f"{type(self).__name__} has no get_claim")
+
+    def update_claim(self, key: str, detail: dict[str, Any]) -> None:
+        """Replace the detail of an existing claim (its outcome); StoreError when there is no such claim."""
+        raise NotImplementedError(f"{type(self).__name__} has no update_claim")
 
     def close(self) -> None:  # noqa: B027 - optional for adapters without resources
         """Release connections."""

@@ -13,7 +13,16 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from gatewatch.store.base import ActionRecord, Incident, ProbeRecord, ResultsStore, TargetState, dumps
+from gatewatch.store.base import (
+    ActionRecord,
+    ClaimRecord,
+    Incident,
+    LockRecord,
+    ProbeRecord,
+    ResultsStore,
+    TargetState,
+    dumps,
+)
 from gatewatch.store.exceptions import ConflictError, StoreError
 
 DEFAULT_DB_PATH = "~/.local/state/gatewatch/gatewatch.db"
@@ -37,6 +46,12 @@ CREATE TABLE IF NOT EXISTS actions (
     incident_id TEXT NOT NULL, target TEXT NOT NULL, at TEXT NOT NULL, doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS actions_by_incident ON actions (incident_id, id);
+CREATE TABLE IF NOT EXISTS locks (
+    name TEXT PRIMARY KEY, owner TEXT NOT NULL, acquired_at TEXT NOT NULL, expires_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS claims (
+    key TEXT PRIMARY KEY, at TEXT NOT NULL, doc TEXT NOT NULL
+);
 """
 
 
@@ -170,6 +185,41 @@ class SQLiteStore(ResultsStore):
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._run(f"SELECT doc FROM actions {where} ORDER BY id", tuple(args)).fetchall()  # noqa: S608
         return [ActionRecord(**json.loads(r[0])) for r in rows]
+
+    # leases and claims (remediation): each is one SQL statement, so it is atomic across connections and processes
+    def acquire_lock(self, name: str, owner: str, now: str, expires_at: str) -> bool:
+        cur = self._run(
+            "INSERT INTO locks (name, owner, acquired_at, expires_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, acquired_at = excluded.acquired_at, "
+            "expires_at = excluded.expires_at WHERE locks.expires_at <= excluded.acquired_at "
+            "OR locks.owner = excluded.owner",
+            (name, owner, now, expires_at),
+        )
+        return cur.rowcount == 1
+
+    def release_lock(self, name: str, owner: str) -> bool:
+        return self._run("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner)).rowcount == 1
+
+    def get_lock(self, name: str) -> LockRecord | None:
+        row = self._run(
+            "SELECT name, owner, acquired_at, expires_at FROM locks WHERE name = ?", (name,)
+        ).fetchone()
+        return LockRecord(*row) if row else None
+
+    def claim(self, key: str, at: str, detail: dict[str, Any] | None = None) -> bool:
+        try:
+            self._run("INSERT INTO claims (key, at, doc) VALUES (?, ?, ?)", (key, at, dumps(detail or {})))
+        except sqlite3.IntegrityError:
+            return False
+        return True
+
+    def get_claim(self, key: str) -> ClaimRecord | None:
+        row = self._run("SELECT key, at, doc FROM claims WHERE key = ?", (key,)).fetchone()
+        return ClaimRecord(row[0], row[1], json.loads(row[2])) if row else None
+
+    def update_claim(self, key: str, detail: dict[str, Any]) -> None:
+        if self._run("UPDATE claims SET doc = ? WHERE key = ?", (dumps(detail), key)).rowcount != 1:
+            raise StoreError(f"no claim {key}")
 
     def close(self) -> None:
         with self._lock:
