@@ -1,0 +1,1 @@
+"""The lab's sample backend, shaped like the runbook's FastAPI service."""
