@@ -1,0 +1,266 @@
+"""Turn a walk into a verdict a human can act on: the leaf's texts filled with the values found on the box.
+
+One renderer serves both walkers: the Python walker and the state machine (whose trail of visited nodes comes back
+to the RecordFunction), so a verdict reads the same whichever walked the tree.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+from gatewatch.tree.engine import UNKNOWN_LEAF, Walk, answers_from_trail
+from gatewatch.tree.model import Tree
+from gatewatch.tree.signals import dig
+
+
+class _Context(dict):
+    def __missing__(self, key: str) -> str:
+        return "unknown"
+
+
+def _short(value: Any, limit: int = 300) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _http_check(check: dict[str, Any] | None) -> str:
+    if not isinstance(check, dict):
+        return "not checked"
+    if check.get("timed_out"):
+        return f"{check.get('url', 'the request')} timed out after {check.get('latency_ms') or '?'} ms"
+    if check.get("refused"):
+        return f"{check.get('url', 'the request')} was refused"
+    if check.get("status"):
+        body = check.get("json") if check.get("json") is not None else check.get("body_excerpt")
+        return f"{check.get('url', 'the request')} answered {check['status']} {_short(body or '', 160)}".strip()
+    return f"{check.get('url', 'the request')} failed: {check.get('error') or 'no answer'}"
+
+
+def _primary(facts: dict[str, Any]) -> dict[str, Any]:
+    primary = dig(facts, "onbox.nginx.primary_signature")
+    for sig in dig(facts, "onbox.nginx.error_signatures") or []:
+        if isinstance(sig, dict) and sig.get("signature") == primary:
+            return sig
+    return {}
+
+
+def _manager_commands(host: dict[str, Any]) -> dict[str, str]:
+    service = host.get("service") or "the backend service"
+    manager = host.get("service_manager") or "systemd"
+    nginx_flags = ""
+    if host.get("nginx_prefix"):
+        nginx_flags += f" -p {host['nginx_prefix']}"
+    if host.get("nginx_conf"):
+        nginx_flags += f" -c {host['nginx_conf']}"
+    nginx_test = f"sudo {host.get('nginx_bin') or 'nginx'}{nginx_flags} -t"
+    if manager == "supervisor":
+        conf = f" -c {host['supervisor_config']}" if host.get("supervisor_config") else ""
+        proxy = host.get("proxy_service") or "nginx"
+        return {
+            "restart_cmd": f"supervisorctl{conf} restart {service}",
+            "logs_cmd": f"supervisorctl{conf} tail -2000 {service} stderr",
+            "nginx_start_cmd": f"supervisorctl{conf} start {proxy}",
+            "nginx_reload_cmd": f"supervisorctl{conf} signal HUP {proxy}",
+            "nginx_test_cmd": nginx_test,
+        }
+    if manager == "systemd":
+        return {
+            "restart_cmd": f"sudo systemctl restart {service}",
+            "logs_cmd": f"sudo journalctl -u {service} -n 200 --no-pager",
+            "nginx_start_cmd": "sudo systemctl start nginx",
+            "nginx_reload_cmd": "sudo systemctl reload nginx",
+            "nginx_test_cmd": nginx_test,
+        }
+    log = host.get("app_log") or "the backend's log"
+    return {
+        "restart_cmd": f"restart {service} the way it is normally started",
+        "logs_cmd": f"tail -n 200 {log}",
+        "nginx_start_cmd": "start nginx the way it is normally started",
+        "nginx_reload_cmd": f"sudo {host.get('nginx_bin') or 'nginx'}{nginx_flags} -s reload",
+        "nginx_test_cmd": nginx_test,
+    }
+
+
+def nearest_route(path: str, routes: list[str]) -> str | None:
+    """The real route closest to the probed path: same last segment first, then string similarity."""
+    if not routes:
+        return None
+    last = path.rstrip("/").rsplit("/", 1)[-1]
+    same_tail = [r for r in routes if r.rstrip("/").rsplit("/", 1)[-1] == last]
+    pool = same_tail or routes
+    best = difflib.get_close_matches(path, pool, n=1, cutoff=0.0)
+    return best[0] if best else None
+
+
+def build_context(facts: dict[str, Any], signals: dict[str, Any]) -> _Context:
+    """Everything a leaf template may quote, each with a readable fallback."""
+    c = _Context(signals)
+    cfg = facts.get("config") or {}
+    host = cfg.get("host") or {}
+    probe = dig(facts, "outside.probe") or {}
+    url = cfg.get("url") or probe.get("url") or ""
+    parts = urlsplit(url)
+    c.update(target=facts.get("target") or "target", url=url, url_host=parts.hostname or "the site")
+    c["url_path"] = parts.path or "/"
+    http = probe.get("http") or {}
+    c["http_status"] = http.get("status") or "no response"
+    c["probe_error"] = probe.get("error") or probe.get("reason") or "no error recorded"
+    c["probe_summary"] = (
+        f"{http['status']} {probe.get('reason') or ''}".strip() if http.get("status") else c["probe_error"]
+    )
+    remote = probe.get("remote") or {}
+    c["remote"] = f"{remote.get('ip')}:{remote.get('port')}" if remote.get("ip") else c["url_host"]
+    attempts = dig(facts, "outside.attempts") or []
+    c["attempt_reasons"] = ", ".join(str(a.get("reason") or a.get("status")) for a in attempts) or "none recorded"
+    failed = [a for a in probe.get("assertions") or [] if not a.get("ok")]
+    c["failed_assertions"] = "; ".join(
+        f"{a.get('name')}: expected {_short(a.get('expected'), 80)}, got {_short(a.get('actual'), 80)}" for a in failed
+    ) or "none"
+    tls = probe.get("tls") or {}
+    c.update(
+        not_after=tls.get("not_after") or "unknown",
+        tls_subject=tls.get("subject") or "unknown",
+        tls_issuer=tls.get("issuer") or "unknown",
+        tls_sans=", ".join(tls.get("sans") or []) or "none",
+        tls_verify_error=tls.get("verify_error") or probe.get("error") or "unknown",
+    )
+    days = tls.get("days_to_expiry")
+    c["days_to_expiry"] = f"{days:.1f}" if isinstance(days, int | float) else "unknown"
+    cf = probe.get("cloudflare") or {}
+    c.update(cf_code=cf.get("code") or "none", cf_meaning=cf.get("meaning") or "no Cloudflare code")
+    c["health_database"] = signals.get("health_database") or "unknown"
+    err = facts.get("onbox_error") or {}
+    c["onbox_error_detail"] = (
+        f"{err.get('reason')}: {err.get('detail') or err.get('status') or ''}".strip(": ") if err else "ran"
+    )
+    # the box
+    backend_host = host.get("backend_host") or "127.0.0.1"
+    backend_port = host.get("backend_port") or 8000
+    c.update(
+        service=host.get("service") or "the backend service",
+        backend_port=backend_port,
+        backend_addr=f"{backend_host}:{backend_port}",
+        direct_url=f"http://{backend_host}:{backend_port}{c['url_path']}",
+        nginx_error_log=host.get("nginx_error_log") or "/var/log/nginx/error.log",
+    )
+    c.update(_manager_commands(host))
+    svc = dig(facts, "onbox.service.value") or {}
+    c["service_state"] = (
+        f"{svc.get('manager', '?')} state {svc.get('state') or ('running' if svc.get('running') else 'not running')}"
+        + (f", {svc['restarts_recent']} recent restarts" if svc.get("restarts_recent") else "")
+    )
+    c["service_pid"] = svc.get("pid") or "PID"
+    port = dig(facts, "onbox.port.value") or {}
+    c["port_addresses"] = ", ".join(port.get("addresses") or []) or "nothing"
+    c["port_pid"] = port.get("pid") or "PID"
+    c["port_owner"] = (
+        f"PID {port.get('pid')} ({port.get('process') or 'unknown process'})" if port.get("pid") else "another process"
+    )
+    c["local_health"] = _http_check(dig(facts, "onbox.local_health.value"))
+    c["local_health_database"] = signals.get("local_health_database") or "unknown"
+    c["direct_endpoint"] = _http_check(dig(facts, "onbox.local_endpoint.value.direct"))
+    c["via_nginx_endpoint"] = _http_check(dig(facts, "onbox.local_endpoint.value.via_nginx"))
+    nginx = dig(facts, "onbox.nginx.value") or {}
+    c["nginx_state"] = (
+        f"running, master PID {nginx.get('master_pid')}" if nginx.get("running") else "no nginx master process"
+    )
+    c["nginx_test_output"] = _short((nginx.get("config_test_output") or "not run").strip(), 400)
+    targets = []
+    for t in nginx.get("targets") or []:
+        if isinstance(t, dict):
+            targets.append(f"unix:{t['unix']}" if t.get("unix") else f"{t.get('host')}:{t.get('port')}")
+    c["nginx_targets"] = ", ".join(targets) or "unknown"
+    c["proxy_buffer_size"] = nginx.get("proxy_buffer_size") or "default 4k/8k"
+    sig = _primary(facts)
+    c["signature"] = sig.get("signature") or "no error-log signature"
+    c["signature_line"] = _short(sig.get("sample") or "no matching nginx error-log lines", 400)
+    c["signature_count"] = sig.get("count") or 0
+    c["signature_upstream"] = sig.get("upstream") or "unknown"
+    exc = dig(facts, "onbox.app_log.value.last_exception") or {}
+    c["last_exception"] = (
+        _short(exc.get("line") or f"{exc.get('type')}: {exc.get('message')}", 300) if exc else "no exception logged"
+    )
+    c["last_exception_type"] = exc.get("type") or "see its log"
+    fw = dig(facts, "onbox.firewall.value.blocking_rules") or []
+    c["firewall_rule"] = "; ".join(_short(r.get("rule") if isinstance(r, dict) else r, 200) for r in fw) or "none"
+    res = dig(facts, "onbox.resources.value") or {}
+    full = [d for d in res.get("disks") or [] if isinstance(d, dict) and (d.get("used_pct") or 0) >= 98]
+    c["disk_state"] = "; ".join(f"{d.get('path')} is {d.get('used_pct')}% used" for d in full) or "no full disk"
+    fds = res.get("fds") or {}
+    c["fd_state"] = "; ".join(
+        f"{name} has {v.get('open')} of {v.get('limit')} file descriptors open"
+        for name, v in fds.items()
+        if isinstance(v, dict)
+    ) or "file descriptor use unknown"
+    kills = res.get("oom_kills") or []
+    c["oom_kill"] = _short(kills[-1], 200) if kills else "none recorded"
+    mem = res.get("mem_available_mb")
+    c["mem_available"] = f"{mem} MB" if mem is not None else "unknown"
+    se = dig(facts, "onbox.selinux.value") or {}
+    c["selinux_state"] = f"mode {se.get('mode')}, httpd_can_network_connect {se.get('httpd_can_network_connect')}"
+    tcp = dig(facts, "onbox.database.value.tcp") or {}
+    c["database_tcp"] = (
+        f"TCP {tcp.get('host')}:{tcp.get('port')} {'reachable' if tcp.get('reachable') else 'unreachable'}"
+        if tcp
+        else "database address not checked"
+    )
+    routes = dig(facts, "outside.openapi_paths") or dig(facts, "onbox.openapi.value.paths") or []
+    near = nearest_route(c["url_path"], [r for r in routes if isinstance(r, str)])
+    c["nearest_route"] = near or "unknown"
+    c["nearest_route_title"] = f" (did you mean {near}?)" if near else ""
+    c["nearest_route_sentence"] = f" The backend's OpenAPI document has {near}, the nearest real route." if near else ""
+    c["nearest_route_step"] = f" The nearest real route is {near}." if near else ""
+    return c
+
+
+def _quote_value(context: _Context, key: str) -> Any:
+    return context[key]
+
+
+def render(tree: Tree, run: Walk, facts: dict[str, Any], signals: dict[str, Any]) -> dict[str, Any]:
+    """The verdict document (docs/data-model.md) for a finished walk."""
+    context = build_context(facts, signals)
+    path = []
+    evidence = []
+    answers = run.answers if len(run.answers) == len(run.trail) else answers_from_trail(tree, run.trail, run.leaf)
+    for node_id, answer in zip(run.trail, answers, strict=False):
+        node = tree.nodes[node_id]
+        path.append({"node": node_id, "question": node.question, "answer": "yes" if answer else "no"})
+        evidence.append({"fact": node.signal, "value": signals.get(node.signal), "quote": None, "node": node_id})
+        for key in node.quote:
+            evidence.append({"fact": key, "value": _quote_value(context, key), "quote": None, "node": node_id})
+    if run.leaf == UNKNOWN_LEAF or run.leaf not in tree.leaves:
+        return {
+            "category": "unknown",
+            "title": f"{context['target']}: the diagnosis could not finish",
+            "explanation": f"The decision tree failed closed: {run.error or 'no leaf reached'}.",
+            "confidence": "low",
+            "leaf": UNKNOWN_LEAF,
+            "path": path,
+            "evidence": evidence,
+            "next_steps": ["Run `gatewatch check` on the host and read the report."],
+            "never_automate": [],
+            "remediation": None,
+            "error": run.error,
+        }
+    leaf = tree.leaves[run.leaf]
+    sample = context["signature_line"]
+    if sample and sample != "no matching nginx error-log lines":
+        for item in evidence:
+            if item["fact"] == "signature_line":
+                item["quote"] = sample
+    return {
+        "category": leaf.category,
+        "title": leaf.title.format_map(context),
+        "explanation": " ".join(leaf.explanation.format_map(context).split()),
+        "confidence": leaf.confidence,
+        "leaf": leaf.id,
+        "path": path,
+        "evidence": evidence,
+        "next_steps": [step.format_map(context) for step in leaf.next_steps],
+        "never_automate": [],
+        "remediation": leaf.remediation,
+    }
