@@ -1,0 +1,163 @@
+"""The probe's result documents (docs/data-model.md: ProbeResult, TargetResult) as dataclasses.
+
+A probe never raises on a bad server: whatever happened is recorded here, with the phase it happened in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# The fixed failure vocabulary: the diagnosis tree and the stores match on these strings.
+REASONS = (
+    "dns_error",
+    "connect_refused",
+    "connect_timeout",
+    "tls_error",
+    "timeout",
+    "http_5xx_edge",
+    "http_5xx_origin",
+    "http_status",
+    "assertion_failed",
+    "body_too_large",
+    "protocol_error",
+)
+PHASES = ("dns", "connect", "tls", "request", "ttfb", "transfer", "assert")
+STATUSES = ("up", "degraded", "down")
+
+
+@dataclass
+class Timings:
+    """Milliseconds per phase of the final hop; ``total`` spans every hop including redirects.
+
+    ``request`` (sending the request) and ``starttransfer`` (start to first byte, like curl's
+    time_starttransfer) are additions to the data model.
+    """
+
+    dns: float | None = None
+    connect: float | None = None
+    tls: float | None = None
+    ttfb: float | None = None
+    transfer: float | None = None
+    total: float = 0.0
+    request: float | None = None
+    starttransfer: float | None = None
+
+
+@dataclass
+class Remote:
+    ip: str | None = None
+    family: str | None = None
+    port: int | None = None
+
+
+@dataclass
+class TlsInfo:
+    version: str | None
+    cipher: str | None
+    subject: str
+    issuer: str
+    sans: list[str]
+    not_before: str
+    not_after: str
+    days_to_expiry: float
+    self_signed: bool
+    verified: bool
+    verify_error: str | None
+    hostname_match: bool
+    checked: bool = True  # False when verification was switched off (verify_tls: false)
+
+
+@dataclass
+class HttpInfo:
+    status: int
+    reason: str
+    version: str
+    headers: dict[str, str]
+    body_excerpt: str
+    body_bytes: int
+    body_truncated: bool
+    json: Any = None
+
+
+@dataclass
+class CloudflareInfo:
+    edge: bool = False
+    ray: str | None = None
+    colo: str | None = None
+    code: int | None = None
+    meaning: str | None = None
+
+
+@dataclass
+class Redirect:
+    status: int
+    url: str
+
+
+@dataclass
+class Assertion:
+    name: str
+    expected: Any
+    actual: Any
+    ok: bool
+
+
+@dataclass
+class ProbeResult:
+    url: str
+    method: str
+    started_at: str
+    status: str = "down"
+    ok: bool = False
+    degraded: bool = False
+    reason: str | None = None
+    phase: str | None = None
+    error: str | None = None
+    timings_ms: Timings = field(default_factory=Timings)
+    remote: Remote = field(default_factory=Remote)
+    tls: TlsInfo | None = None
+    http: HttpInfo | None = None
+    cloudflare: CloudflareInfo = field(default_factory=CloudflareInfo)
+    redirects: list[Redirect] = field(default_factory=list)
+    assertions: list[Assertion] = field(default_factory=list)
+
+    def fail(self, reason: str, phase: str, error: str) -> ProbeResult:
+        if reason not in REASONS or phase not in PHASES:
+            raise ValueError(f"unknown reason/phase {reason!r}/{phase!r}")
+        self.status, self.ok, self.degraded = "down", False, False
+        self.reason, self.phase, self.error = reason, phase, error
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TargetResult:
+    """One probing round of one target after confirmation. ``health`` never decides ``status`` by itself."""
+
+    target: str
+    at: str
+    status: str
+    confirmed: bool
+    transient: bool
+    attempts: list[ProbeResult]
+    probe: ProbeResult
+    health: ProbeResult | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "down"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "at": self.at,
+            "status": self.status,
+            "confirmed": self.confirmed,
+            "transient": self.transient,
+            "attempts": [a.to_dict() for a in self.attempts],
+            "probe": self.probe.to_dict(),
+            "health": self.health.to_dict() if self.health else None,
+        }

@@ -1,0 +1,106 @@
+"""A probing round: each target's main URL with confirmation, its health endpoint alongside, many at once.
+
+Confirmation: a failed attempt is retried ``confirm.retries`` times after ``confirm.delay_s`` (slept through the
+injected clock) before the target counts as down; every attempt is kept. A slow but correct answer is degraded,
+which is up, and is never retried.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
+
+from gatewatch.clock import Clock
+from gatewatch.config.models import Health, Target
+from gatewatch.probe.engine import Expectations, probe_url
+from gatewatch.probe.resolve import Resolver
+from gatewatch.probe.result import ProbeResult, TargetResult
+
+
+def probe_target(target: Target, clock: Clock | None = None, resolver: Resolver | None = None) -> TargetResult:
+    """Probes ``target.url`` (with confirmation) and, concurrently, ``target.health`` once.
+
+    The health result is evidence for the diagnosis only: a failing health endpoint does not by itself make the
+    target down (the main URL decides ``status``), and a passing one does not rescue a failing main URL.
+    """
+    clock = clock or Clock()
+    at = clock.iso()
+    health_box: list[ProbeResult] = []
+    health_thread = None
+    if target.health is not None:
+        health_thread = threading.Thread(
+            target=lambda: health_box.append(probe_health(target, target.health, clock, resolver)),
+            name=f"gatewatch-health-{target.name}", daemon=True,
+        )
+        health_thread.start()
+
+    attempts = [probe_main(target, clock, resolver)]
+    while not attempts[-1].ok and len(attempts) <= target.confirm.retries:
+        if target.confirm.delay_s:
+            clock.sleep(target.confirm.delay_s)
+        attempts.append(probe_main(target, clock, resolver))
+
+    if health_thread is not None:
+        health_thread.join()
+    last = attempts[-1]
+    return TargetResult(
+        target=target.name,
+        at=at,
+        status=last.status,
+        confirmed=not last.ok,
+        transient=last.ok and len(attempts) > 1,
+        attempts=attempts,
+        probe=last,
+        health=health_box[0] if health_box else None,
+    )
+
+
+def probe_main(target: Target, clock: Clock, resolver: Resolver | None) -> ProbeResult:
+    return probe_url(
+        target.url,
+        method=target.method,
+        headers=dict(target.headers),
+        body=target.body,
+        timeout_s=target.timeout_s,
+        max_body_bytes=target.max_body_bytes,
+        max_redirects=target.max_redirects,
+        verify_tls=target.verify_tls,
+        ca_file=target.tls_ca_file,
+        resolve_to=target.resolve_to,
+        expect=target.expect,
+        resolver=resolver,
+        clock=clock,
+    )
+
+
+def probe_health(target: Target, health: Health, clock: Clock, resolver: Resolver | None) -> ProbeResult:
+    """The same engine; the target's headers, TLS settings and resolve_to apply when the host is the same."""
+    same_host = urlsplit(health.url).hostname == urlsplit(target.url).hostname
+    return probe_url(
+        health.url,
+        method=health.method,
+        headers=dict(target.headers) if same_host else {},
+        timeout_s=health.timeout_s or target.timeout_s,
+        max_body_bytes=target.max_body_bytes,
+        max_redirects=target.max_redirects,
+        verify_tls=target.verify_tls,
+        ca_file=target.tls_ca_file,
+        resolve_to=target.resolve_to if same_host else None,
+        expect=Expectations(status=list(health.expect_status), json=dict(health.expect_json)),
+        resolver=resolver,
+        clock=clock,
+    )
+
+
+def probe_targets(targets: Sequence[Target], concurrency: int = 16, clock: Clock | None = None,
+                  resolver: Resolver | None = None) -> list[TargetResult]:
+    """Every target at once on a bounded thread pool; results come back in target order."""
+    if not targets:
+        return []
+    clock = clock or Clock()
+    workers = max(1, min(concurrency, len(targets)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gatewatch-probe") as pool:
+        futures = [pool.submit(probe_target, t, clock, resolver) for t in targets]
+        return [f.result() for f in futures]
