@@ -1,0 +1,55 @@
+"""The remediation audit trail: every action considered, refused, run and verified, as ActionRecords.
+
+``story`` renders one incident's records as lines a human reads top to bottom
+(considered -> allowed -> ran -> verified).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gatewatch.clock import Clock
+from gatewatch.store.base import ActionRecord, ResultsStore
+
+MAX_OUTPUT_CHARS = 4000  # command output kept in the audit (the store item must stay small, e.g. DynamoDB 400 KB)
+
+CONSIDERED, ALLOWED, SUGGESTED, REFUSED, NO_ACTION = "considered", "allowed", "suggested", "refused", "no_action"
+RAN, VERIFIED, ESCALATED = "ran", "verified", "escalated"
+
+
+def clip(text: str | None, limit: int = MAX_OUTPUT_CHARS) -> str:
+    text = text or ""
+    return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more characters]"
+
+
+def record(
+    store: ResultsStore,
+    clock: Clock,
+    *,
+    incident_id: str,
+    target: str,
+    action: str | None,
+    decision: str,
+    guard: str,
+    detail: dict[str, Any],
+) -> ActionRecord:
+    entry = ActionRecord(
+        incident_id=incident_id,
+        target=target,
+        action=action or "none",
+        decision=decision,
+        guard=guard,
+        at=clock.iso(),
+        detail=detail,
+    )
+    store.record_action(entry)
+    return entry
+
+
+def story(store: ResultsStore, incident_id: str) -> list[str]:
+    """One line per audit record of the incident, oldest first."""
+    lines = []
+    for r in store.list_actions(incident_id=incident_id):
+        reason = r.detail.get("reason") or ""
+        lines.append(f"{r.at} {r.decision:<10} {r.action:<16} [{r.guard}] {reason}".rstrip())
+    return lines

@@ -1,0 +1,199 @@
+"""The guardrails: small pure checks over the verdict, the facts, the target, the store and the clock.
+
+Each guard returns None to let the action through or a ``Refusal`` naming itself and the reason in words.
+``GUARDS`` is the order ``plan`` asks them in; ``RECHECK`` is the subset asked again under the host lock, just
+before running, because time and other incidents may have moved on since the plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from gatewatch.clock import iso, parse_iso
+from gatewatch.config.models import Target
+from gatewatch.remediation.audit import RAN
+from gatewatch.remediation.catalogue import CATALOGUE, Action
+from gatewatch.remediation.commands import CommandError, commands_for
+from gatewatch.remediation.maintenance import active_window, describe
+from gatewatch.remediation.preconditions import PRECONDITIONS
+from gatewatch.store.base import ResultsStore
+
+MODES = ("off", "suggest", "auto")
+DAY = timedelta(hours=24)
+
+
+def effective_mode(target_mode: str, ceiling: str) -> str:
+    """The lower of the target's mode and the global ceiling: no target can exceed the stack's setting."""
+    for name in (target_mode, ceiling):
+        if name not in MODES:
+            raise ValueError(f"remediation mode must be one of {', '.join(MODES)} (got {name!r})")
+    return MODES[min(MODES.index(target_mode), MODES.index(ceiling))]
+
+
+def idempotency_key(incident_id: str, action: str) -> str:
+    return f"remediation:{incident_id}:{action}"
+
+
+def lock_name(host_key: str) -> str:
+    return f"remediation-host:{host_key}"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    guard: str
+    reason: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Context:
+    verdict: Mapping[str, Any]
+    facts: Mapping[str, Any]
+    target: Target
+    store: ResultsStore
+    now: datetime
+    incident_id: str
+    action: str
+    spec: Action
+    host_key: str
+    passed: list[dict[str, Any]] = field(default_factory=list)  # guards that allowed it, with their reasons
+
+    def allow(self, guard: str, reason: str, **evidence: Any) -> None:
+        self.passed.append({"guard": guard, "reason": reason, **({"evidence": evidence} if evidence else {})})
+
+
+def catalogue_rule(ctx: Context) -> Refusal | None:
+    category = str(ctx.verdict.get("category") or "unknown")
+    reason = ctx.spec.refusal(category)
+    if reason:
+        return Refusal("catalogue", reason, {"category": category})
+    ctx.allow("catalogue", f"{ctx.action} is catalogued for {category}")
+    return None
+
+
+def host_command(ctx: Context) -> Refusal | None:
+    host = ctx.target.host
+    try:
+        argv = commands_for(ctx.action, host)
+    except CommandError as exc:
+        return Refusal("host", str(exc))
+    if host is not None and host.service_manager == "command" and not host.local:
+        return Refusal(
+            "runner",
+            "service_manager: command runs an argv template from the config, which only the local runner runs; "
+            "the SSM remediation document takes systemd or supervisor",
+        )
+    ctx.allow("host", "the command is built from validated host fields", argv=argv)
+    return None
+
+
+def preconditions(ctx: Context) -> Refusal | None:
+    for name in ctx.spec.preconditions:
+        check = PRECONDITIONS[name](ctx.facts)
+        if not check.ok:
+            return Refusal(f"precondition:{name}", check.reason, check.evidence)
+        ctx.allow(f"precondition:{name}", check.reason, **check.evidence)
+    return None
+
+
+def maintenance(ctx: Context) -> Refusal | None:
+    window = active_window(ctx.target, ctx.now)
+    if window is not None:
+        return Refusal("maintenance", f"{describe(window)} is active: remediation and notifications are silenced")
+    ctx.allow("maintenance", "no maintenance window is active")
+    return None
+
+
+def idempotency(ctx: Context) -> Refusal | None:
+    claim = ctx.store.get_claim(idempotency_key(ctx.incident_id, ctx.action))
+    if claim is not None:
+        return Refusal(
+            "idempotency",
+            f"{ctx.action} was already attempted for incident {ctx.incident_id} at {claim.at}; "
+            "it is never run twice for one incident",
+            {"claim": claim.detail},
+        )
+    ctx.allow("idempotency", f"first {ctx.action} for this incident")
+    return None
+
+
+def host_lock(ctx: Context) -> Refusal | None:
+    lock = ctx.store.get_lock(lock_name(ctx.host_key))
+    if lock is not None and lock.expires_at > iso(ctx.now) and lock.owner != f"{ctx.incident_id}:{ctx.action}":
+        return Refusal(
+            "host_lock",
+            f"another remediation is in flight on this host ({lock.owner}, since {lock.acquired_at}); "
+            "one at a time",
+            {"lock": lock.to_dict()},
+        )
+    ctx.allow("host_lock", "nothing else is in flight on this host")
+    return None
+
+
+def _runs(ctx: Context, since: datetime, action: str | None = None) -> list[Any]:
+    records = ctx.store.list_actions(target=ctx.target.name)
+    return [
+        r for r in records
+        if r.decision == RAN and (action is None or r.action == action) and parse_iso(r.at) > since
+    ]  # fmt: skip
+
+
+def cooldown(ctx: Context) -> Refusal | None:
+    minutes = ctx.target.remediation.cooldown_minutes
+    recent = _runs(ctx, ctx.now - timedelta(minutes=minutes), ctx.action)
+    if recent:
+        last = recent[-1]
+        ago = (ctx.now - parse_iso(last.at)).total_seconds() / 60
+        return Refusal(
+            "cooldown",
+            f"{ctx.action} ran {ago:.0f} minute(s) ago on this target (incident {last.incident_id}); "
+            f"the cooldown is {minutes} minutes",
+            {"last_run": last.at},
+        )
+    ctx.allow("cooldown", f"no {ctx.action} in the last {minutes} minutes")
+    return None
+
+
+def circuit(ctx: Context) -> Refusal | None:
+    limit = ctx.target.remediation.max_per_day
+    runs = _runs(ctx, ctx.now - DAY)
+    if len(runs) >= limit:
+        return Refusal(
+            "circuit",
+            f"{len(runs)} remediations ran on this target in the last 24 hours (max_per_day {limit}): "
+            "the circuit is open, only a human is told until it cools down",
+            {"runs": [r.at for r in runs]},
+        )
+    ctx.allow("circuit", f"{len(runs)} of {limit} remediations used in the last 24 hours")
+    return None
+
+
+GUARDS: tuple[Callable[[Context], Refusal | None], ...] = (
+    catalogue_rule, host_command, preconditions, maintenance, idempotency, host_lock, cooldown, circuit,
+)  # fmt: skip
+RECHECK: tuple[Callable[[Context], Refusal | None], ...] = (maintenance, idempotency, cooldown, circuit)
+
+
+def first_refusal(ctx: Context, guards: tuple[Callable[[Context], Refusal | None], ...] = GUARDS) -> Refusal | None:
+    for guard in guards:
+        refusal = guard(ctx)
+        if refusal is not None:
+            return refusal
+    return None
+
+
+def context_for(
+    verdict: Mapping[str, Any],
+    facts: Mapping[str, Any],
+    target: Target,
+    store: ResultsStore,
+    now: datetime,
+    incident_id: str,
+    action: str,
+    host_key: str,
+) -> Context:
+    spec = CATALOGUE.actions[action]
+    return Context(verdict, facts, target, store, now, incident_id, action, spec, host_key)
