@@ -1,6 +1,7 @@
 """The results store port and its adapters."""
 
 from gatewatch.store.base import ActionRecord, ClaimRecord, Incident, LockRecord, ProbeRecord, ResultsStore, TargetState
+from gatewatch.store.dynamodb import DynamoDBStore
 from gatewatch.store.exceptions import ConflictError, StoreError
 from gatewatch.store.sqlite import DEFAULT_DB_PATH, SQLiteStore, default_db_path
 
@@ -9,6 +10,7 @@ __all__ = [
     "ActionRecord",
     "ClaimRecord",
     "ConflictError",
+    "DynamoDBStore",
     "Incident",
     "LockRecord",
     "ProbeRecord",

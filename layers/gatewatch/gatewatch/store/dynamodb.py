@@ -1,0 +1,363 @@
+"""DynamoDB results store: the AWS adapter, one table (item design in docs/dynamodb.md).
+
+Items keep the dataclass fields as native attributes (readable in the console, usable by Step Functions'
+DynamoDB tasks) next to their keys. Conditional writes carry the port's guarantees: ``put_state`` on the version,
+``create_incident`` and ``claim`` on the key not existing, leases on expiry or owner. Every botocore error is
+mapped to ``StoreError``/``ConflictError`` here, so callers never import botocore.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from dataclasses import fields
+from decimal import Decimal
+from typing import Any
+
+from gatewatch.clock import parse_iso
+from gatewatch.store.base import (
+    ActionRecord,
+    ClaimRecord,
+    Incident,
+    LockRecord,
+    ProbeRecord,
+    ResultsStore,
+    TargetState,
+)
+from gatewatch.store.exceptions import ConflictError, StoreError
+
+PROBE_TTL_DAYS = 30
+LOCK_TTL_GRACE_S = 86_400  # an expired lease item stays a day for the audit, then TTL removes it
+GSI_BY_TARGET, GSI_BY_KIND = "GSI1", "GSI2"
+
+
+# -- the one place where Python values become DynamoDB values and back -----------------------------------------
+def to_dynamo(value: Any) -> Any:
+    """Floats become Decimal (exactly as ``repr`` prints them); NaN and infinities, which DynamoDB rejects, None."""
+    if isinstance(value, bool) or value is None or isinstance(value, str | int | Decimal):
+        return value
+    if isinstance(value, float):
+        return Decimal(repr(value)) if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): to_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_dynamo(v) for v in value]
+    return str(value)  # the same fallback as base.dumps(default=str)
+
+
+def from_dynamo(value: Any) -> Any:
+    """Decimal becomes int when integral, else float (DynamoDB does not keep 1.0 apart from 1)."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: from_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_dynamo(v) for v in value]
+    if isinstance(value, set):
+        return sorted(from_dynamo(v) for v in value)
+    return value
+
+
+def _fields_of(cls: type, item: dict[str, Any], renames: dict[str, str] | None = None) -> dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    out = {}
+    for key, value in item.items():
+        key = (renames or {}).get(key, key)
+        if key in names:
+            out[key] = from_dynamo(value)
+    return out
+
+
+class _Sequence:
+    """Sort-key suffixes that keep insertion order within one process and never collide across processes."""
+
+    def __init__(self) -> None:
+        self._last = 0
+        self._lock = threading.Lock()
+        self._suffix = os.urandom(3).hex()
+
+    def next(self) -> str:
+        with self._lock:
+            self._last = max(self._last + 1, time.time_ns())
+            return f"{self._last:020d}{self._suffix}"
+
+
+def _default_client() -> Any:
+    import boto3
+    from botocore.config import Config
+
+    # Every call bounded: 3 s to connect, 10 s to read, 3 attempts in all.
+    return boto3.client(
+        "dynamodb",
+        config=Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"}),
+    )
+
+
+class DynamoDBStore(ResultsStore):
+    def __init__(self, table_name: str, client: Any = None, probe_ttl_days: int = PROBE_TTL_DAYS):
+        if not table_name:
+            raise StoreError("DynamoDBStore needs a table name (TABLE_NAME)")
+        from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+        self.table_name = table_name
+        self.probe_ttl_days = probe_ttl_days
+        self._client = client or _default_client()
+        self._ser, self._de = TypeSerializer(), TypeDeserializer()
+        self._seq = _Sequence()
+
+    # -- plumbing ----------------------------------------------------------------------------------------------
+    def _call(self, op: str, **kwargs: Any) -> dict[str, Any]:
+        """Run one API call; ConditionalCheckFailed becomes ConflictError, anything else StoreError."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return getattr(self._client, op)(TableName=self.table_name, **kwargs)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code == "ConditionalCheckFailedException":
+                raise ConflictError(f"{op} on {self.table_name}: condition not met") from None
+            message = exc.response.get("Error", {}).get("Message", "")
+            raise StoreError(f"DynamoDB {op} on {self.table_name} failed: {code}: {message}") from None
+        except BotoCoreError as exc:
+            raise StoreError(f"DynamoDB {op} on {self.table_name} failed: {exc}") from None
+
+    def _encode(self, item: dict[str, Any]) -> dict[str, Any]:
+        return {k: self._ser.serialize(to_dynamo(v)) for k, v in item.items()}
+
+    def _decode(self, item: dict[str, Any]) -> dict[str, Any]:
+        return {k: self._de.deserialize(v) for k, v in item.items()}
+
+    def _values(self, values: dict[str, Any]) -> dict[str, Any]:
+        return {k: self._ser.serialize(to_dynamo(v)) for k, v in values.items()}
+
+    def _put(
+        self,
+        item: dict[str, Any],
+        condition: str | None = None,
+        values: dict[str, Any] | None = None,
+        names: dict[str, str] | None = None,
+    ) -> None:
+        kwargs: dict[str, Any] = {"Item": self._encode(item)}
+        if condition:
+            kwargs["ConditionExpression"] = condition
+        if values:
+            kwargs["ExpressionAttributeValues"] = self._values(values)
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        self._call("put_item", **kwargs)
+
+    def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
+        out = self._call("get_item", Key=self._encode({"PK": pk, "SK": sk}), ConsistentRead=True)
+        return self._decode(out["Item"]) if "Item" in out else None
+
+    def _query(
+        self,
+        key: str,
+        value: str,
+        prefix: str | None = None,
+        index: str | None = None,
+        newest_first: bool = False,
+        limit: int | None = None,
+        keep: Any = None,
+    ) -> list[dict[str, Any]]:
+        """All items under one partition (optionally a sort-key prefix), paged until ``limit`` items are kept."""
+        sort_key = "SK" if index is None else f"{index}SK"
+        expr = "#pk = :pk" + (" AND begins_with(#sk, :prefix)" if prefix else "")
+        names = {"#pk": key} | ({"#sk": sort_key} if prefix else {})
+        values = {":pk": value} | ({":prefix": prefix} if prefix else {})
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": expr,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": self._values(values),
+            "ScanIndexForward": not newest_first,
+        }
+        if index:
+            kwargs["IndexName"] = index
+        else:
+            kwargs["ConsistentRead"] = True
+        items: list[dict[str, Any]] = []
+        while True:
+            if limit is not None:
+                kwargs["Limit"] = max(limit - len(items), 1) if keep is None else max(limit, 25)
+            out = self._call("query", **kwargs)
+            for raw in out.get("Items", []):
+                item = self._decode(raw)
+                if keep is None or keep(item):
+                    items.append(item)
+                    if limit is not None and len(items) >= limit:
+                        return items
+            if "LastEvaluatedKey" not in out:
+                return items
+            kwargs["ExclusiveStartKey"] = out["LastEvaluatedKey"]
+
+    # -- probes ------------------------------------------------------------------------------------------------
+    def record_probe(self, record: ProbeRecord) -> None:
+        when = f"{record.at}#{self._seq.next()}"
+        self._put({
+            **record.to_dict(),
+            "PK": f"TARGET#{record.target}", "SK": f"PROBE#{when}",
+            "GSI2PK": "PROBE", "GSI2SK": when, "kind": "probe",
+            "expires_at": int(time.time()) + self.probe_ttl_days * 86_400,
+        })
+
+    def history(self, target: str | None = None, limit: int = 50) -> list[ProbeRecord]:
+        if limit <= 0:
+            return []
+        if target:
+            items = self._query("PK", f"TARGET#{target}", "PROBE#", newest_first=True, limit=limit)
+        else:
+            items = self._query("GSI2PK", "PROBE", index=GSI_BY_KIND, newest_first=True, limit=limit)
+        return [ProbeRecord(**_fields_of(ProbeRecord, i)) for i in items]
+
+    # -- target state ------------------------------------------------------------------------------------------
+    def get_state(self, target: str) -> TargetState | None:
+        item = self._get(f"TARGET#{target}", "STATE")
+        return TargetState(**_fields_of(TargetState, item)) if item else None
+
+    def put_state(self, state: TargetState, expected_version: int) -> TargetState:
+        new = TargetState(**{**state.to_dict(), "version": expected_version + 1})
+        item = {**new.to_dict(), "PK": f"TARGET#{state.target}", "SK": "STATE", "kind": "state"}
+        try:
+            if expected_version == 0:
+                self._put(item, "attribute_not_exists(PK)")
+            else:
+                self._put(item, "#v = :v", {":v": expected_version}, {"#v": "version"})
+        except ConflictError:
+            raise ConflictError(
+                f"state of {state.target} was created by someone else" if expected_version == 0
+                else f"state of {state.target} changed since version {expected_version}"
+            ) from None
+        return new
+
+    # -- incidents ---------------------------------------------------------------------------------------------
+    @staticmethod
+    def _incident_item(incident: Incident) -> dict[str, Any]:
+        when = f"{incident.opened_at}#{incident.id}"
+        return {
+            **incident.to_dict(),
+            "PK": f"INCIDENT#{incident.id}", "SK": "INCIDENT",
+            "GSI1PK": f"TARGET#{incident.target}", "GSI1SK": f"INCIDENT#{when}",
+            "GSI2PK": "INCIDENT", "GSI2SK": when, "kind": "incident",
+        }
+
+    def create_incident(self, incident: Incident) -> bool:
+        try:
+            self._put(self._incident_item(incident), "attribute_not_exists(PK)")
+        except ConflictError:
+            return False
+        return True
+
+    def get_incident(self, incident_id: str) -> Incident | None:
+        item = self._get(f"INCIDENT#{incident_id}", "INCIDENT")
+        return Incident(**_fields_of(Incident, item)) if item else None
+
+    def update_incident(self, incident_id: str, **changes: Any) -> Incident:
+        current = self.get_incident(incident_id)
+        if current is None:
+            raise StoreError(f"no incident {incident_id}")
+        unknown = set(changes) - {f.name for f in fields(Incident)}
+        if unknown:
+            raise StoreError(f"incident has no field(s) {', '.join(sorted(unknown))}")
+        updated = Incident(**{**current.to_dict(), **changes})
+        try:
+            self._put(self._incident_item(updated), "attribute_exists(PK)")
+        except ConflictError:
+            raise StoreError(f"no incident {incident_id}") from None
+        return updated
+
+    def list_incidents(self, target: str | None = None, open_only: bool = False, limit: int = 50) -> list[Incident]:
+        if limit <= 0:
+            return []
+        keep = (lambda item: item.get("status") == "open") if open_only else None
+        if target:
+            items = self._query("GSI1PK", f"TARGET#{target}", "INCIDENT#", index=GSI_BY_TARGET,
+                                newest_first=True, limit=limit, keep=keep)
+        else:
+            items = self._query("GSI2PK", "INCIDENT", index=GSI_BY_KIND, newest_first=True, limit=limit, keep=keep)
+        return [Incident(**_fields_of(Incident, i)) for i in items]
+
+    # -- remediation audit -------------------------------------------------------------------------------------
+    def record_action(self, record: ActionRecord) -> None:
+        when = f"{record.at}#{self._seq.next()}"
+        self._put({
+            **record.to_dict(),
+            "PK": f"INCIDENT#{record.incident_id}", "SK": f"ACTION#{when}",
+            "GSI1PK": f"TARGET#{record.target}", "GSI1SK": f"ACTION#{when}",
+            "GSI2PK": "ACTION", "GSI2SK": when, "kind": "action",
+        })
+
+    def list_actions(self, incident_id: str | None = None, target: str | None = None) -> list[ActionRecord]:
+        if incident_id:
+            items = self._query("PK", f"INCIDENT#{incident_id}", "ACTION#")
+            if target:
+                items = [i for i in items if i.get("target") == target]
+        elif target:
+            items = self._query("GSI1PK", f"TARGET#{target}", "ACTION#", index=GSI_BY_TARGET)
+        else:
+            items = self._query("GSI2PK", "ACTION", index=GSI_BY_KIND)
+        return [ActionRecord(**_fields_of(ActionRecord, i)) for i in items]
+
+    # -- leases and once-only claims (remediation) -------------------------------------------------------------
+    # The lease's ISO expiry is stored as ``lease_expires_at``: ``expires_at`` is the table's TTL attribute.
+    def acquire_lock(self, name: str, owner: str, now: str, expires_at: str) -> bool:
+        item = {
+            "PK": f"LOCK#{name}", "SK": "LOCK", "kind": "lock",
+            "name": name, "owner": owner, "acquired_at": now, "lease_expires_at": expires_at,
+            "expires_at": int(parse_iso(expires_at).timestamp()) + LOCK_TTL_GRACE_S,
+        }
+        try:
+            self._put(
+                item,
+                "attribute_not_exists(PK) OR lease_expires_at <= :now OR #owner = :owner",
+                {":now": now, ":owner": owner},
+                {"#owner": "owner"},
+            )
+        except ConflictError:
+            return False
+        return True
+
+    def release_lock(self, name: str, owner: str) -> bool:
+        try:
+            self._call(
+                "delete_item",
+                Key=self._encode({"PK": f"LOCK#{name}", "SK": "LOCK"}),
+                ConditionExpression="#owner = :owner",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues=self._values({":owner": owner}),
+            )
+        except ConflictError:
+            return False
+        return True
+
+    def get_lock(self, name: str) -> LockRecord | None:
+        item = self._get(f"LOCK#{name}", "LOCK")
+        if not item:
+            return None
+        return LockRecord(**_fields_of(LockRecord, item, {"expires_at": "_ttl", "lease_expires_at": "expires_at"}))
+
+    def claim(self, key: str, at: str, detail: dict[str, Any] | None = None) -> bool:
+        item = {"PK": f"CLAIM#{key}", "SK": "CLAIM", "kind": "claim", "key": key, "at": at, "detail": detail or {}}
+        try:
+            self._put(item, "attribute_not_exists(PK)")
+        except ConflictError:
+            return False
+        return True
+
+    def get_claim(self, key: str) -> ClaimRecord | None:
+        item = self._get(f"CLAIM#{key}", "CLAIM")
+        return ClaimRecord(**_fields_of(ClaimRecord, item)) if item else None
+
+    def update_claim(self, key: str, detail: dict[str, Any]) -> None:
+        try:
+            self._call(
+                "update_item",
+                Key=self._encode({"PK": f"CLAIM#{key}", "SK": "CLAIM"}),
+                UpdateExpression="SET #d = :d",
+                ConditionExpression="attribute_exists(PK)",
+                ExpressionAttributeNames={"#d": "detail"},
+                ExpressionAttributeValues=self._values({":d": detail}),
+            )
+        except ConflictError:
+            raise StoreError(f"no claim {key}") from None
