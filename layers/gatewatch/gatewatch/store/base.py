@@ -42,6 +42,7 @@ class Incident:
     facts: dict[str, Any] | None = None
     resolution: str | None = None  # recovered | auto_remediated | ...
     outside: dict[str, Any] | None = None  # the confirmed failing probe that opened it
+    remediation: dict[str, Any] | None = None  # what was decided/done about it (see gatewatch.remediation)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
