@@ -17,6 +17,8 @@ EXIT_OK, EXIT_DOWN, EXIT_USAGE = 0, 1, 2
 COMMAND_MODULES = (
     "gatewatch.cli.probe_cmd",
     "gatewatch.cli.config_cmd",
+    "gatewatch.cli.tree_cmd",
+    "gatewatch.cli.run_cmd",
 )
 
 

@@ -1,0 +1,123 @@
+"""Assemble the facts document (docs/data-model.md) from the outside round and the on-box run.
+
+One function for every transport: the local pipeline hands it a ``RunResult`` from the local runner, the
+FactsFunction hands it the SSM invocation the state machine polled. How the run ended becomes ``onbox_error``
+(so "the host is unreachable" is evidence for the tree, not an exception).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from gatewatch.clock import Clock
+from gatewatch.runner.base import (
+    CANCELLED,
+    FAILED,
+    NOT_REGISTERED,
+    SUCCESS,
+    TIMED_OUT,
+    UNDELIVERABLE,
+    RunResult,
+)
+
+SCHEMA = 1
+MAX_OPENAPI_PATHS = 500
+# How a run that produced no report maps onto onbox_error.reason.
+ERROR_REASONS = {
+    TIMED_OUT: "timeout",
+    "PollTimeout": "timeout",
+    NOT_REGISTERED: "unreachable",
+    UNDELIVERABLE: "unreachable",
+    "Terminated": "unreachable",
+    CANCELLED: "failed",
+    FAILED: "failed",
+}
+
+
+def config_section(target: Any) -> dict[str, Any]:
+    """The part of the target's config the verdict quotes (no headers: they may carry secrets)."""
+    return {
+        "url": target.url,
+        "method": target.method,
+        "host": target.host.model_dump(mode="json") if target.host is not None else None,
+    }
+
+
+def run_from_invocation(invocation: dict[str, Any] | None) -> RunResult | None:
+    """An SSM GetCommandInvocation answer (as the state machine keeps it) as a RunResult."""
+    if not invocation:
+        return None
+    status = invocation.get("Status") or "Error"
+    code = invocation.get("ResponseCode")
+    return RunResult(
+        status=status,
+        exit_code=code if isinstance(code, int) and code >= 0 else None,
+        stdout=invocation.get("StandardOutputContent") or "",
+        stderr=invocation.get("StandardErrorContent") or "",
+        error=None if status == SUCCESS else str(invocation.get("StandardErrorContent") or status)[:2000],
+    )
+
+
+def parse_report(stdout: str) -> dict[str, Any] | None:
+    """The on-box JSON report, or None when stdout is not one (truncated, empty, an error page)."""
+    try:
+        doc = json.loads(stdout)
+    except (TypeError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and "schema" in doc and "meta" in doc else None
+
+
+def onbox_from_run(run: RunResult | None, host_configured: bool) -> tuple[dict | None, dict | None]:
+    """(onbox report, onbox_error) for a run; a report printed by a non-zero exit still counts."""
+    if run is None:
+        reason = "unreachable" if host_configured else "not_configured"
+        detail = "no way to run commands on the host" if host_configured else "the target has no host: section"
+        return None, {"reason": reason, "status": None, "detail": detail}
+    report = parse_report(run.stdout)
+    if report is not None and "error" not in report.get("meta", {}):
+        return report, None
+    if run.status == SUCCESS or run.status == FAILED and run.stdout.strip():
+        detail = (report or {}).get("meta", {}).get("error") or f"output is not an on-box report: {run.stdout[:300]!r}"
+        return None, {"reason": "invalid_output", "status": run.status, "detail": detail}
+    reason = ERROR_REASONS.get(run.status, "failed")
+    detail = run.error or run.stderr.strip()[:500] or run.status
+    return None, {"reason": reason, "status": run.status, "detail": detail}
+
+
+def build_facts(
+    target_name: str,
+    outside: dict[str, Any],
+    run: RunResult | None,
+    config: dict[str, Any],
+    *,
+    incident_id: str | None = None,
+    clock: Clock | None = None,
+    openapi_paths: list[str] | None = None,
+) -> dict[str, Any]:
+    onbox, onbox_error = onbox_from_run(run, host_configured=bool(config.get("host")))
+    outside = dict(outside)
+    if openapi_paths:
+        outside["openapi_paths"] = openapi_paths[:MAX_OPENAPI_PATHS]
+    return {
+        "schema": SCHEMA,
+        "target": target_name,
+        "incident_id": incident_id,
+        "collected_at": (clock or Clock()).iso(),
+        "outside": outside,
+        "onbox": onbox,
+        "onbox_error": onbox_error,
+        "config": config,
+    }
+
+
+def openapi_url(url: str) -> str:
+    """Where a FastAPI backend behind the same origin publishes its OpenAPI document."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/openapi.json", "", ""))
+
+
+def openapi_paths(document: Any) -> list[str]:
+    paths = document.get("paths") if isinstance(document, dict) else None
+    return sorted(p for p in paths if isinstance(p, str))[:MAX_OPENAPI_PATHS] if isinstance(paths, dict) else []

@@ -1,0 +1,264 @@
+"""The local pipeline (the embedded default): probe -> confirm -> state -> on-box facts -> tree -> record -> notify
+-> remediate -> verify.
+
+Every edge is a port: the store (SQLite locally), the notifier (console, SNS), the command runner (a local
+process, SSM), the clock. ``gatewatch run`` and ``gatewatch lab demo`` drive it; the Lambda handlers reuse the
+same pieces (``handle_result``'s state logic, ``collect_facts``, the tree) in AWS.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from gatewatch.clock import Clock, iso, parse_iso
+from gatewatch.config.models import Config, Target
+from gatewatch.facts import build_facts, config_section, openapi_paths, openapi_url
+from gatewatch.incidents import OPENED, RESOLVED, apply_result
+from gatewatch.messages import incident_opened, incident_resolved
+from gatewatch.probe import probe_targets, probe_url
+from gatewatch.runner.base import CommandRunner
+from gatewatch.store.base import Incident, ProbeRecord, ResultsStore, TargetState
+from gatewatch.store.exceptions import ConflictError
+from gatewatch.tree import diagnose
+
+log = logging.getLogger("gatewatch.pipeline")
+ONBOX_TIMEOUT_S = 30.0
+
+
+@dataclass
+class RoundReport:
+    """What one round did for one target (the CLI prints these; tests assert them)."""
+
+    target: str
+    status: str
+    reason: str | None
+    event: str | None = None  # opened | resolved | None
+    incident_id: str | None = None
+    verdict: dict[str, Any] | None = None
+    remediation: dict[str, Any] | None = None
+    transient: bool = False
+    facts: dict[str, Any] | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def default_runner_for(target: Target) -> CommandRunner | None:
+    """Locally for ``host.local``; SSM with the user's credentials for an instance; None without a host."""
+    host = target.host
+    if host is None:
+        return None
+    if host.local:
+        from gatewatch.runner.local import LocalRunner
+
+        return LocalRunner()
+    if host.instance_id or host.instance_tags:
+        from gatewatch.runner.ssm import SSMRunner
+
+        return SSMRunner()
+    return None
+
+
+def fetch_openapi_paths(target: Target, resolver: Any = None) -> list[str]:
+    """The backend's routes from its OpenAPI document at the same origin (bounded; empty when absent)."""
+    headers = {k: v for k, v in target.headers.items() if k.lower() in ("host", "user-agent")}
+    result = probe_url(
+        openapi_url(target.url), headers=headers, timeout_s=min(5.0, target.timeout_s), max_body_bytes=1024 * 1024,
+        verify_tls=target.verify_tls, ca_file=target.tls_ca_file, resolve_to=target.resolve_to, resolver=resolver,
+    )
+    return openapi_paths((result.to_dict().get("http") or {}).get("json"))
+
+
+def collect_facts(target: Target, outside: dict[str, Any], runner: CommandRunner | None, *,
+                  incident_id: str | None = None, clock: Clock | None = None, resolver: Any = None) -> dict[str, Any]:
+    """Outside round + on-box report (+ the OpenAPI routes when the probed route is a 404) as one document."""
+    run = None
+    if runner is not None and target.host is not None:
+        from gatewatch.onbox.params import onbox_params
+
+        run = runner.run_onbox(target.host, onbox_params(target), timeout_s=ONBOX_TIMEOUT_S)
+    routes = None
+    if ((outside.get("probe") or {}).get("http") or {}).get("status") == 404:
+        routes = fetch_openapi_paths(target, resolver)
+    return build_facts(target.name, outside, run, config_section(target), incident_id=incident_id, clock=clock,
+                       openapi_paths=routes)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        config: Config,
+        store: ResultsStore,
+        notifier: Any,
+        *,
+        clock: Clock | None = None,
+        runner_for: Callable[[Target], CommandRunner | None] = default_runner_for,
+        resolver: Any = None,
+        remediator: Callable[..., dict[str, Any] | None] | None = None,
+    ):
+        self.config = config
+        self.store = store
+        self.notifier = notifier
+        self.clock = clock or Clock()
+        self.runner_for = runner_for
+        self.resolver = resolver
+        self.remediator = remediator
+
+    # -- one round -------------------------------------------------------------------------------------------
+    def run_once(self, targets: list[Target] | None = None) -> list[RoundReport]:
+        targets = targets or list(self.config.targets)
+        results = probe_targets(targets, concurrency=self.config.settings.concurrency, clock=self.clock,
+                                resolver=self.resolver)
+        return [self.handle_result(t, r.to_dict()) for t, r in zip(targets, results, strict=True)]
+
+    def handle_result(self, target: Target, outside: dict[str, Any]) -> RoundReport:
+        probe = outside.get("probe") or {}
+        self.store.record_probe(ProbeRecord(
+            target=target.name, at=outside.get("at") or self.clock.iso(), status=outside["status"],
+            reason=probe.get("reason"), total_ms=(probe.get("timings_ms") or {}).get("total"), result=outside,
+        ))
+        report = RoundReport(target.name, outside["status"], probe.get("reason"),
+                             transient=bool(outside.get("transient")))
+        transition = self._advance_state(target, up=outside["status"] != "down")
+        report.incident_id = transition.incident_id
+        if transition.event == OPENED:
+            self._open(target, outside, transition.incident_id, report)
+        elif transition.event == RESOLVED:
+            self._resolve(target, transition.incident_id, transition.duration_s, report)
+        return report
+
+    def _advance_state(self, target: Target, up: bool):
+        """Apply the round to the stored UP/DOWN state with a conditional write (re-read on a lost race)."""
+        for _ in range(5):
+            state = self.store.get_state(target.name) or TargetState(target=target.name)
+            transition = apply_result(state, up, self.clock.now(), target.alerting.failure_threshold,
+                                      target.alerting.success_threshold)
+            try:
+                self.store.put_state(transition.state, expected_version=state.version)
+            except ConflictError:
+                continue
+            return transition
+        raise ConflictError(f"state of {target.name} kept changing under this prober")
+
+    def _open(self, target: Target, outside: dict[str, Any], incident_id: str, report: RoundReport) -> None:
+        facts, verdict = self.diagnose(target, outside, incident_id)
+        report.event, report.verdict, report.facts = OPENED, verdict, facts
+        incident = Incident(id=incident_id, target=target.name, opened_at=self.clock.iso(),
+                            category=verdict["category"], title=verdict["title"], verdict=verdict, facts=facts,
+                            outside=outside)
+        if not self.store.create_incident(incident):
+            log.info("incident %s already exists; not notifying twice", incident_id)
+            return
+        remediation = None
+        if self.remediator is not None:
+            remediation = self.remediator(target=target, incident_id=incident_id, facts=facts, verdict=verdict)
+            report.remediation = remediation
+            if remediation:
+                self.store.update_incident(incident_id, remediation=remediation)
+        subject, text = incident_opened(incident_id, target.name, outside, verdict, remediation)
+        self._notify("diagnosed", target.name, incident_id, subject, text, {"verdict": verdict})
+        if remediation and remediation.get("result") == "verified":
+            self._finish_auto_remediated(target, incident_id, report, remediation)
+
+    def _finish_auto_remediated(self, target: Target, incident_id: str, report: RoundReport,
+                                remediation: dict[str, Any]) -> None:
+        """A verified fix resolves the incident now (the state goes UP), as auto-remediated."""
+        for _ in range(5):
+            state = self.store.get_state(target.name)
+            if state is None or state.incident_id != incident_id:
+                return
+            new = TargetState(**{**state.to_dict(), "status": "UP", "incident_id": None, "since": self.clock.iso(),
+                                 "consecutive_failures": 0, "consecutive_successes": 0})
+            try:
+                self.store.put_state(new, expected_version=state.version)
+                break
+            except ConflictError:
+                continue
+        incident = self.store.get_incident(incident_id)
+        duration = (self.clock.now() - parse_iso(incident.opened_at)).total_seconds() if incident else None
+        self._resolve(target, incident_id, duration, report, resolution="auto_remediated")
+
+    def _resolve(self, target: Target, incident_id: str | None, duration_s: float | None, report: RoundReport,
+                 resolution: str = "recovered") -> None:
+        report.event = RESOLVED
+        if not incident_id or self.store.get_incident(incident_id) is None:
+            return
+        incident = self.store.update_incident(incident_id, status="resolved", resolved_at=iso(self.clock.now()),
+                                              duration_s=duration_s, resolution=resolution)
+        subject, text = incident_resolved(incident_id, target.name, duration_s, resolution, incident.category)
+        self._notify("resolved", target.name, incident_id, subject, text, {"resolution": resolution})
+
+    def diagnose(self, target: Target, outside: dict[str, Any], incident_id: str | None = None):
+        facts = collect_facts(target, outside, self.runner_for(target), incident_id=incident_id, clock=self.clock,
+                              resolver=self.resolver)
+        return facts, diagnose(facts)
+
+    def _notify(self, kind: str, target: str, incident_id: str, subject: str, text: str, data: dict) -> None:
+        from gatewatch.notify import Notification
+
+        self.notifier.send(Notification(kind=kind, target=target, incident_id=incident_id, subject=subject,
+                                        text=text, data=data))
+
+
+class Remediator:
+    """The remediation step of the local pipeline: plan under the guardrails, run once, verify, say what happened.
+
+    Verification re-runs the outside probe and the on-box local health check (through the same runner, so it
+    works for a host inside a network namespace or behind SSM).
+    """
+
+    def __init__(self, store: ResultsStore, clock: Clock, *, ceiling: str = "auto",
+                 runner_for: Callable[[Target], CommandRunner | None] = default_runner_for, resolver: Any = None,
+                 settle_s: float = 5.0):
+        self.store, self.clock, self.ceiling = store, clock, ceiling
+        self.runner_for, self.resolver, self.settle_s = runner_for, resolver, settle_s
+
+    def __call__(self, *, target: Target, incident_id: str, facts: dict[str, Any], verdict: dict[str, Any]):
+        from gatewatch.remediation import execute, plan
+
+        decision = plan(verdict, facts, target, store=self.store, clock=self.clock, ceiling=self.ceiling,
+                        incident_id=incident_id)
+        if decision.warning:
+            verdict["never_automate"] = [decision.warning]
+        summary = {
+            "action": decision.action,
+            "mode": decision.mode,
+            "guard": decision.guard,
+            "reason": decision.reason,
+            "command": decision.command_text,
+        }
+        if not decision.allowed:
+            if decision.action and decision.would_run:
+                summary["result"] = "suggested"
+                summary["summary"] = (f"would run `{decision.command_text}` ({decision.reason}); not run because "
+                                      f"remediation mode is {decision.mode}")
+            else:
+                summary["result"] = "refused" if decision.action else "none"
+                summary["summary"] = decision.reason
+            return summary
+        runner = self.runner_for(target)
+        if runner is None:
+            return summary | {"result": "refused", "summary": "no command runner for this host"}
+        outcome = execute(decision, target, runner, store=self.store, clock=self.clock,
+                          reprobe=lambda: self._reprobe(target), recheck=lambda: self._recheck(target, runner),
+                          settle_s=self.settle_s)
+        return summary | outcome.to_dict() | {"summary": outcome.message}
+
+    def _reprobe(self, target: Target) -> dict[str, Any]:
+        from gatewatch.probe import probe_target
+
+        result = probe_target(target, clock=self.clock, resolver=self.resolver).to_dict()
+        return {"ok": result["status"] != "down", "status": result["status"],
+                "http_status": ((result.get("probe") or {}).get("http") or {}).get("status")}
+
+    def _recheck(self, target: Target, runner: CommandRunner) -> dict[str, Any]:
+        from gatewatch.facts import parse_report
+        from gatewatch.onbox.params import onbox_params
+
+        run = runner.run_onbox(target.host, onbox_params(target), timeout_s=ONBOX_TIMEOUT_S)
+        report = parse_report(run.stdout) or {}
+        health = (report.get("local_health") or {}).get("value") or {}
+        return {"ok": health.get("status") == 200, "local_health": health}
