@@ -185,6 +185,10 @@ class _Attempt:
                                      max_body_bytes=self.max_body_bytes, need_body=self.exp.needs_body)
             close(sock, self.guard)
         except ProbeFailure as failure:
+            if failure.first_byte_at is not None:
+                timings.ttfb = round((failure.first_byte_at - mark) * 1000, 3)
+                timings.starttransfer = round((failure.first_byte_at - hop_start) * 1000, 3)
+                mark = failure.first_byte_at
             if getattr(timings, failure.phase, 0) is None:
                 setattr(timings, failure.phase, _ms(mark))
             raise

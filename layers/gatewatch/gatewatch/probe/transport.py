@@ -26,6 +26,7 @@ class ProbeFailure(Exception):
     def __init__(self, reason: str, phase: str, error: str):
         super().__init__(error)
         self.reason, self.phase, self.error = reason, phase, error
+        self.first_byte_at: float | None = None  # set when the response had started, for the timings
 
 
 @dataclass
@@ -184,15 +185,19 @@ class _Stream:
 def read_response(sock: socket.socket, deadline: Deadline, guard: SocketGuard, *, method: str,
                   max_body_bytes: int, need_body: bool) -> Response:
     stream = _Stream(sock, deadline, guard)
-    while True:
-        resp = _read_head(stream)
-        if not (100 <= resp.status < 200) or resp.status == 101:
-            break  # 1xx interim answers (100 Continue, 103 Early Hints) are skipped
-    resp.first_byte_at = stream.first_byte_at
-    resp.head_done_at = time.monotonic()
-    stream.phase = "transfer"
-    if method != "HEAD" and resp.status not in (204, 304) and not 100 <= resp.status < 200:
-        _read_body(stream, resp, max_body_bytes, need_body)
+    try:
+        while True:
+            resp = _read_head(stream)
+            if not (100 <= resp.status < 200) or resp.status == 101:
+                break  # 1xx interim answers (100 Continue, 103 Early Hints) are skipped
+        resp.first_byte_at = stream.first_byte_at
+        resp.head_done_at = time.monotonic()
+        stream.phase = "transfer"
+        if method != "HEAD" and resp.status not in (204, 304) and not 100 <= resp.status < 200:
+            _read_body(stream, resp, max_body_bytes, need_body)
+    except ProbeFailure as failure:
+        failure.first_byte_at = stream.first_byte_at
+        raise
     resp.done_at = time.monotonic()
     return resp
 
