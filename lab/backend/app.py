@@ -1,0 +1,104 @@
+"""The lab backend: the runbook's FastAPI service in miniature (health with a real ``SELECT 1``, demo-login).
+
+Application faults are switched on by files in the lab directory (``lab.toggles``), read per request, so a fault
+appears and disappears without a restart. Only ``crash_on_import`` acts at import: that is the fault.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from fastapi import Body, FastAPI
+from fastapi.responses import JSONResponse
+
+from lab.layout import DB_PORT, lab_dir
+from lab.toggles import Toggles
+
+VERSION = "1.4.2-lab"
+LAB_DIR = lab_dir()
+TOGGLES = Toggles(LAB_DIR / "toggles")
+DSN = f"host=127.0.0.1 port={DB_PORT} user=postgres dbname=postgres"
+DB_CONNECT_TIMEOUT_S = 2
+PADDING_BYTES = 16 * 1024
+DEMO_USER, DEMO_PASSWORD_SHA256 = "demo", hashlib.sha256(b"demo-password").hexdigest()
+
+log = logging.getLogger("bandarupay")
+
+
+def _configure_logging() -> None:
+    """The app's own log file (what ``host.app_log`` points at); uvicorn's output and tracebacks go to stderr,
+    which supervisor appends to the same file, as ``python main.py >> app.log 2>&1`` would."""
+    path = Path(os.environ.get("LAB_APP_LOG", LAB_DIR / "logs" / "app.log"))
+    if log.handlers:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
+_configure_logging()
+
+if TOGGLES.on("crash_on_import"):
+    try:
+        import bandarupay_plugins  # noqa: F401 - does not exist: this import failing is the crash-loop fault
+    except ModuleNotFoundError:
+        log.exception("start-up failed: a required module is missing")
+        raise
+
+app = FastAPI(title="bandarupay backend (gatewatch lab)", version=VERSION)
+_leaked: list[Any] = []
+
+
+def _db_query(sql: str, params: tuple = ()) -> list[tuple]:
+    with psycopg.connect(DSN, connect_timeout=DB_CONNECT_TIMEOUT_S) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+@app.get("/health")
+def health() -> JSONResponse:
+    try:
+        _db_query("SELECT 1")
+    except psycopg.Error as exc:
+        log.error("health: database unreachable: %s", str(exc).strip().splitlines()[0] if str(exc) else exc)
+        return JSONResponse(
+            status_code=503, content={"status": "unhealthy", "database": "disconnected", "version": VERSION}
+        )
+    return JSONResponse({"status": "healthy", "database": "connected", "version": VERSION})
+
+
+def _leak_descriptors() -> None:
+    """Open files until the process hits its RLIMIT_NOFILE, and keep them: a descriptor leak."""
+    try:
+        while True:
+            _leaked.append(open(os.devnull, "rb"))  # noqa: SIM115 - kept open on purpose
+    except OSError as exc:
+        log.error("demo-login: cannot open more files after %d: %s", len(_leaked), exc)
+        raise
+
+
+@app.post("/api/v1/auth/demo-login")
+def demo_login(credentials: dict[str, Any] | None = Body(default=None)) -> JSONResponse:  # noqa: B008
+    if TOGGLES.on("raise_500"):
+        raise RuntimeError("demo-login: session store returned an unexpected value (lab toggle raise_500)")
+    if TOGGLES.on("fd_leak"):
+        _leak_descriptors()
+    username = str((credentials or {}).get("username", ""))[:128]
+    password = str((credentials or {}).get("password", ""))[:128]
+    # A real round trip to the database, as the real service's user lookup does; it fails when the database is down.
+    known = _db_query("SELECT %s::text = %s::text", (username, DEMO_USER))[0][0]
+    digest = hashlib.sha256(password.encode()).hexdigest()
+    headers = {"X-Lab-Padding": "x" * PADDING_BYTES} if TOGGLES.on("huge_header") else None
+    if known and hmac.compare_digest(digest, DEMO_PASSWORD_SHA256):
+        return JSONResponse({"access_token": "lab-demo-token", "token_type": "bearer"}, headers=headers)
+    return JSONResponse(
+        status_code=401, content={"detail": "User not found or incorrect credentials"}, headers=headers
+    )

@@ -1,0 +1,292 @@
+"""The fault catalogue: each entry breaks the lab for real, says how to see it, how to heal it, and which verdict
+category (DESIGN.md) the diagnosis should reach. Faults that cannot be made real here are listed in README.md.
+
+A fault is data plus three small functions of the ``Lab``; ``Lab.inject`` waits until ``settled`` says the fault is
+observable, so tests and demos never race the thing they break.
+"""
+
+from __future__ import annotations
+
+import resource
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lab.layout import BACKEND_PORT, SERVICE, WRONG_LOGIN_PATH, WRONG_PORT
+from lab.render import NginxSite, targets_yaml
+
+if TYPE_CHECKING:
+    from lab.manager import Lab
+
+FD_LIMIT = 256  # the backend's lowered RLIMIT_NOFILE in fd_exhaustion
+GAVE_UP = {"BACKOFF", "FATAL", "EXITED"}
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    expect: str  # the verdict category the diagnosis should reach
+    description: str  # what is broken, as an operator would say it
+    proves: str  # what telling this fault apart proves about gatewatch
+    inject: Callable[[Lab], None]
+    heal: Callable[[Lab], None]
+    settled: Callable[[Lab], bool] = lambda lab: True
+    settle_s: float = 20.0
+
+
+# ---- small building blocks -----------------------------------------------------------------------------------
+def _login_is(*codes: int | None) -> Callable[[Lab], bool]:
+    return lambda lab: lab.login_status() in codes
+
+
+def _state_in(program: str, states: set[str]) -> Callable[[Lab], bool]:
+    return lambda lab: lab.sup.state(program) in states
+
+
+def _nginx_variant(site: Callable[[Lab], NginxSite]) -> Callable[[Lab], None]:
+    def inject(lab: Lab) -> None:
+        lab.write_nginx(site(lab))
+        lab.reload_nginx()
+
+    return inject
+
+
+def _nginx_baseline(lab: Lab) -> None:
+    lab.write_nginx()
+    lab.reload_nginx()
+
+
+def _toggle(name: str, on: bool, restart: bool = False) -> Callable[[Lab], None]:
+    def act(lab: Lab) -> None:
+        lab.toggles.set(name, on)
+        if restart:
+            lab.restart_backend()
+
+    return act
+
+
+def _edge_status(lab: Lab, code: int) -> set[int | None]:
+    """What the outside sees when the edge cannot reach nginx: a Cloudflare 52x, or a closed connection."""
+    return {code} if lab.cloudflare else {None}
+
+
+# ---- the faults ----------------------------------------------------------------------------------------------
+def _stop(program: str) -> Callable[[Lab], None]:
+    return lambda lab: lab.sup.stop(program)
+
+
+def _start(program: str) -> Callable[[Lab], None]:
+    return lambda lab: lab.sup.start(program)
+
+
+def _hung(lab: Lab) -> bool:
+    pid = lab.backend_pid()
+    try:
+        return bool(pid) and Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
+    except OSError:
+        return False
+
+
+def _crash_loop(lab: Lab) -> None:
+    lab.toggles.set("crash_on_import")
+    lab.sup.stop(SERVICE)
+    lab.sup.start(SERVICE, wait=False)
+
+
+def _crash_loop_heal(lab: Lab) -> None:
+    lab.toggles.set("crash_on_import", False)
+    lab.restart_backend()
+
+
+def _port_conflict(lab: Lab) -> None:
+    lab.sup.stop(SERVICE)
+    lab.sup.start("stranger")
+    lab.sup.start(SERVICE, wait=False)  # fails: [Errno 98] address already in use
+
+
+def _port_conflict_heal(lab: Lab) -> None:
+    lab.sup.stop(SERVICE)
+    lab.sup.stop("stranger")
+    lab.sup.start(SERVICE)
+
+
+def _broken_config(lab: Lab) -> None:
+    lab.write_nginx(NginxSite(extra_server_lines=("proxy_passs http://backend_app;  # a typo someone saved",)))
+    lab.sup.stop("nginx")
+    lab.sup.start("nginx", wait=False)  # nginx refuses the file: [emerg] unknown directive "proxy_passs"
+
+
+def _broken_config_heal(lab: Lab) -> None:
+    lab.write_nginx()
+    lab.sup.stop("nginx")
+    lab.sup.start("nginx")
+
+
+def _wrong_route(lab: Lab) -> None:
+    lab.targets_path.write_text(targets_yaml(lab.paths, lab.netns, url_path=WRONG_LOGIN_PATH))
+
+
+def _wrong_route_heal(lab: Lab) -> None:
+    lab.targets_path.write_text(targets_yaml(lab.paths, lab.netns))
+
+
+def _firewall(action: str) -> Callable[[Lab], None]:
+    return lambda lab: lab.add_firewall_rule(BACKEND_PORT, action)
+
+
+def _fd_exhaustion(lab: Lab) -> None:
+    pid = lab.backend_pid()
+    if not pid:
+        raise RuntimeError("fd_exhaustion needs a running backend")
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (FD_LIMIT, FD_LIMIT))  # as `prlimit --nofile` does
+    lab.toggles.set("fd_leak")
+    lab.login_status()  # the first demo-login leaks every descriptor left
+
+
+def _fds_exhausted(lab: Lab) -> bool:
+    pid = lab.backend_pid()
+    try:
+        return bool(pid) and len(list(Path(f"/proc/{pid}/fd").iterdir())) >= FD_LIMIT - 2
+    except OSError:
+        return False
+
+
+def _fd_heal(lab: Lab) -> None:
+    lab.toggles.set("fd_leak", False)
+    lab.restart_backend()  # a fresh process: descriptors released, limit inherited from supervisord again
+
+
+def _socket_denied(lab: Lab) -> None:
+    lab.toggles.set("listen_unix")
+    lab.restart_backend()
+    _nginx_variant(lambda lab: NginxSite(upstream=f"unix:{lab.paths.app_socket}"))(lab)
+
+
+def _socket_denied_heal(lab: Lab) -> None:
+    _nginx_baseline(lab)
+    _toggle("listen_unix", False, restart=True)(lab)
+
+
+def _ipv6_seen(lab: Lab) -> bool:
+    """Round robin over 127.0.0.1 and ::1: within a few requests one must fail."""
+    return any(lab.login_status() == 502 for _ in range(6))
+
+
+_FAULT_LIST = [
+    Fault(
+        "backend_stopped", "backend_down",
+        "the backend program is stopped (supervisorctl stop bandarupay-backend)",
+        "refused connections on the backend port plus a stopped service read as 'backend down', not a proxy fault",
+        _stop(SERVICE), _start(SERVICE), _login_is(502),
+    ),
+    Fault(
+        "backend_hung", "backend_hung",
+        "the backend process is frozen (SIGSTOP): the port accepts connections, nothing answers",
+        "a listening port with a timing-out health check and nginx 'upstream timed out' is a hang, not a crash",
+        lambda lab: lab.sup.signal(SERVICE, "STOP"), lambda lab: lab.sup.signal(SERVICE, "CONT"), _hung,
+    ),
+    Fault(
+        "crash_loop", "backend_crash_loop",
+        "the app imports a module that is not installed, so every start dies (supervisor BACKOFF, then FATAL)",
+        "restarts plus ModuleNotFoundError in the app log name the crash loop and its cause",
+        _crash_loop, _crash_loop_heal, _state_in(SERVICE, GAVE_UP),
+    ),
+    Fault(
+        "port_conflict", "port_conflict",
+        "another program holds 127.0.0.1:8000, so the backend fails to bind ([Errno 98] Address already in use)",
+        "a listening port owned by a process that is not the service is a conflict, not a healthy backend",
+        _port_conflict, _port_conflict_heal, _state_in(SERVICE, GAVE_UP),
+    ),
+    Fault(
+        "nginx_stopped", "proxy_down",
+        "nginx is stopped; the edge cannot reach the origin (Cloudflare 521 in the emulation)",
+        "an edge that cannot connect to the origin while the backend is healthy points at the proxy",
+        _stop("nginx"), _start("nginx"), lambda lab: lab.login_status() in _edge_status(lab, 521),
+    ),
+    Fault(
+        "nginx_config_broken", "proxy_config_invalid",
+        "nginx.conf has an unknown directive and nginx was restarted, so it does not start",
+        "`nginx -t` failing plus nginx not running is a config error to fix by hand, not a restart",
+        _broken_config, _broken_config_heal, _state_in("nginx", GAVE_UP),
+    ),
+    Fault(
+        "upstream_wrong_port", "proxy_upstream_mismatch",
+        f"nginx's upstream points at 127.0.0.1:{WRONG_PORT} while the backend listens on {BACKEND_PORT} (reloaded)",
+        "a healthy backend plus 'connection refused' to another port in nginx's log is the proxy's mistake",
+        _nginx_variant(lambda lab: NginxSite(upstream=f"127.0.0.1:{WRONG_PORT}")), _nginx_baseline, _login_is(502),
+    ),
+    Fault(
+        "header_too_big", "proxy_header_too_big",
+        "demo-login answers with a 16 KB header, larger than nginx's proxy_buffer_size",
+        "'upstream sent too big header' is a 502 that no restart fixes",
+        _toggle("huge_header", True), _toggle("huge_header", False), _login_is(502),
+    ),
+    Fault(
+        "database_stopped", "database_unavailable",
+        "PostgreSQL is stopped: health answers 503 database disconnected, demo-login fails",
+        "the database, not the backend or proxy, is named when health reports it and the port is closed",
+        _stop("postgres"), _start("postgres"), lambda lab: lab.health_status() == 503,
+    ),
+    Fault(
+        "endpoint_500", "endpoint_error",
+        "demo-login raises an unhandled exception (500) while /health stays healthy",
+        "an application error on one endpoint is told apart from infrastructure faults",
+        _toggle("raise_500", True), _toggle("raise_500", False), _login_is(500),
+    ),
+    Fault(
+        "wrong_route", "route_not_found",
+        "the targets file probes /api/v1/demo-login (the runbook's mistake); the route is /api/v1/auth/demo-login",
+        "a 404 from a healthy backend is a wrong URL, and the OpenAPI document names the nearest real route",
+        _wrong_route, _wrong_route_heal, lambda lab: lab.login_status(WRONG_LOGIN_PATH) == 404,
+    ),
+    Fault(
+        "firewall_reject", "firewall_blocked",
+        "an iptables rule inside the namespace rejects TCP to port 8000 (icmp-port-unreachable)",
+        "a running, listening backend that nothing local can reach is a firewall, never 'open the port'",
+        _firewall("REJECT"), lambda lab: lab.clear_firewall(), _login_is(502),
+    ),
+    Fault(
+        "firewall_drop", "firewall_blocked",
+        "an iptables rule inside the namespace drops TCP to port 8000: connections time out",
+        "connect timeouts to a listening local port are a firewall drop, not a hang",
+        _firewall("DROP"), lambda lab: lab.clear_firewall(), lambda lab: bool(lab.firewall_rules()),
+    ),
+    Fault(
+        "fd_exhaustion", "fd_exhausted",
+        f"the backend's RLIMIT_NOFILE is lowered to {FD_LIMIT} and it leaks descriptors until EMFILE",
+        "open files at the limit and 'Too many open files' explain a backend that stops accepting",
+        _fd_exhaustion, _fd_heal, _fds_exhausted,
+    ),
+    Fault(
+        "backend_wrong_port", "backend_not_listening",
+        f"the backend runs but listens on {WRONG_PORT} instead of {BACKEND_PORT}",
+        "a running service with nothing on the expected port is 'not listening', not 'down'",
+        _toggle("listen_wrong_port", True, restart=True), _toggle("listen_wrong_port", False, restart=True),
+        _login_is(502),
+    ),
+    Fault(
+        "unix_socket_missing", "proxy_upstream_mismatch",
+        "nginx proxies to a unix socket path that does not exist",
+        "'No such file or directory' while connecting upstream names the socket path, not the backend",
+        _nginx_variant(lambda lab: NginxSite(upstream=f"unix:{lab.paths.run}/backend.sock")),  # never created
+        _nginx_baseline, _login_is(502),
+    ),
+    Fault(
+        "socket_permission_denied", "proxy_permission_denied",
+        "the backend listens on a unix socket in a root-only directory; nginx's nobody workers get EACCES",
+        "'(13: Permission denied) while connecting to upstream' is permissions, like the SELinux case",
+        _socket_denied, _socket_denied_heal, _login_is(502),
+    ),
+    Fault(
+        "localhost_ipv6", "proxy_upstream_mismatch",
+        "proxy_pass http://localhost:8000 with proxy_next_upstream off; localhost is also ::1, where nothing "
+        "listens, so about half the requests fail",
+        "intermittent 502s with upstream [::1]:8000 in the log are the localhost trap, not a flaky backend",
+        _nginx_variant(lambda lab: NginxSite(proxy_pass=f"http://localhost:{BACKEND_PORT}", next_upstream=False)),
+        _nginx_baseline, _ipv6_seen,
+    ),
+]
+
+FAULTS: OrderedDict[str, Fault] = OrderedDict((f.name, f) for f in _FAULT_LIST)

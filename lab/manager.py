@@ -1,0 +1,500 @@
+"""Bring the lab up and down, and inject and heal its faults.
+
+The origin (PostgreSQL, the backend, nginx) runs under its own supervisord inside a network namespace the lab
+creates; the edge relay runs in this namespace on 127.0.0.1:18080. Nothing here touches the machine's own
+firewall or sends traffic anywhere but loopback and the lab's namespace. ``down`` removes all of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import pwd
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from gatewatch.config import Target, load_config
+from lab.layout import (
+    EDGE_HOST,
+    EDGE_PORT,
+    HEALTH_PATH,
+    LOGIN_PATH,
+    NETNS,
+    NGINX_PORT,
+    ORIGIN_HOST,
+    SERVICE,
+    SITE_HOST,
+    LabPaths,
+    lab_dir,
+)
+from lab.render import NginxSite, nginx_conf, supervisord_conf, targets_yaml
+from lab.supervisor import Supervisor, SupervisorError
+from lab.toggles import Toggles
+
+BAD_CREDENTIALS = b'{"username": "probe", "password": "wrong"}'
+COMMAND_TIMEOUT_S = 30.0
+REQUEST_TIMEOUT_S = 10.0
+MAX_RESPONSE_BYTES = 1024 * 1024
+FIREWALL_TAG = "gatewatch-lab"
+PROGRAMS = ("postgres", SERVICE, "nginx")
+NETNS_HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+
+
+class LabError(Exception):
+    """The lab cannot do what was asked; the message says why and what to do."""
+
+    exit_code = 1
+
+
+class LabPrerequisiteError(LabError):
+    """Not root, or a program the lab runs is not installed (the message names the package)."""
+
+    exit_code = 2
+
+
+def _postgres_bin() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parts[-3]))
+    return found[-1] if found else None
+
+
+class Lab:
+    def __init__(self, dir: str | os.PathLike[str] | None = None, netns: str = NETNS, cloudflare: bool = True):
+        self.paths = LabPaths(lab_dir(dir))
+        self.netns = netns
+        self.cloudflare = cloudflare
+        self.sup = Supervisor(self.paths.supervisor_sock)
+        self.toggles = Toggles(self.paths.toggles)
+        self.python = sys.executable
+        self._edge_proc: subprocess.Popen | None = None
+
+    # ---- public API ------------------------------------------------------------------------------------------
+    @property
+    def targets_path(self) -> Path:
+        return self.paths.targets
+
+    def target(self) -> Target:
+        """The lab's target as gatewatch loads it (re-read each time: the wrong_route fault rewrites the file)."""
+        return load_config(self.targets_path).target("lab-api")
+
+    def check_prerequisites(self) -> dict[str, str]:
+        """Paths of the programs the lab runs; raises LabPrerequisiteError naming what to install."""
+        if os.geteuid() != 0:
+            raise LabPrerequisiteError(
+                "the lab needs root: it creates a network namespace and firewall rules inside it "
+                "(run `sudo gatewatch lab up`)"
+            )
+        bin_dir = Path(self.python).parent
+        found: dict[str, str] = {}
+        missing: list[str] = []
+        for tool, package in (("nginx", "nginx"), ("ip", "iproute2"), ("iptables", "iptables"),
+                              ("runuser", "util-linux")):
+            path = shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin")
+            if path:
+                found[tool] = path
+            else:
+                missing.append(f"{tool} (apt-get install {package})")
+        postgres = _postgres_bin()
+        if postgres and (postgres.parent / "initdb").exists():
+            found["postgres"] = str(postgres)
+        else:
+            missing.append("postgres (apt-get install postgresql)")
+        supervisord = bin_dir / "supervisord"
+        if supervisord.exists():
+            found["supervisord"] = str(supervisord)
+        else:
+            missing.append(f"supervisord next to {self.python} (pip install -e '.[lab]')")
+        for module in ("uvicorn", "fastapi", "psycopg"):
+            try:
+                __import__(module)
+            except ImportError:
+                missing.append(f"python module {module} (pip install -e '.[lab]')")
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            missing.append("user postgres (apt-get install postgresql)")
+        if missing:
+            raise LabPrerequisiteError("the lab needs: " + "; ".join(missing) + " (or run `make setup`)")
+        return found
+
+    def up(self, wait_s: float = 60.0) -> dict[str, Any]:
+        """Start whatever is not running (idempotent), then wait until the site answers through the edge."""
+        tools = self.check_prerequisites()
+        self._make_dirs()
+        if not self.sup.alive():
+            self._write_baseline_files(tools)
+            self._init_database(Path(tools["postgres"]).parent)
+            self._ensure_netns(tools["ip"])
+            self._run([tools["ip"], "netns", "exec", self.netns, tools["supervisord"], "-c",
+                       str(self.paths.supervisord_conf)])
+            self._wait(self.sup.alive, 15, "supervisord did not come up; see " + str(self.paths.logs))
+            self._save_state({"faults": []})
+            fresh = True
+        else:
+            fresh = False
+            if not self.paths.targets.exists():
+                self.paths.targets.write_text(targets_yaml(self.paths, self.netns))
+        self._ensure_edge()
+        self.wait_healthy(wait_s)
+        if fresh:
+            self._fresh_logs()  # start-up races (nginx up before the backend) are not evidence of anything
+        return self.status()
+
+    def down(self) -> None:
+        """Stop everything, remove the namespace and the edge; leaves no lab process behind (data dir stays)."""
+        if self.sup.alive():
+            with contextlib.suppress(SupervisorError):
+                self.sup.signal(SERVICE, "CONT")  # a stopped (hung) process cannot act on SIGTERM
+            with contextlib.suppress(SupervisorError):
+                self.sup.shutdown()
+        pid = self._read_pid(self.paths.supervisord_pid)
+        if pid:
+            if not self._wait(lambda: not _alive(pid), 30, None):
+                _kill(pid, signal.SIGKILL)
+        self._stop_edge()
+        if self._netns_exists():
+            out = self._run(["ip", "netns", "pids", self.netns], check=False).stdout
+            for line in out.split():
+                if line.isdigit():  # only processes inside the lab's own namespace
+                    _kill(int(line), signal.SIGKILL)
+            self._run(["ip", "netns", "del", self.netns], check=False)
+        shutil.rmtree(Path("/etc/netns") / self.netns, ignore_errors=True)
+        self.paths.supervisor_sock.unlink(missing_ok=True)
+
+    def status(self) -> dict[str, Any]:
+        programs: dict[str, Any] = {}
+        alive = self.sup.alive()
+        if alive:
+            with contextlib.suppress(SupervisorError):
+                programs = self.sup.programs()
+        edge_pid = self._edge_pid()
+        health = self.request("GET", HEALTH_PATH) if edge_pid else None
+        return {
+            "dir": str(self.paths.root),
+            "netns": {"name": self.netns, "exists": self._netns_exists()},
+            "supervisord": {"running": alive, "pid": self._read_pid(self.paths.supervisord_pid) if alive else None,
+                            "config": str(self.paths.supervisord_conf)},
+            "programs": programs,
+            "edge": {"running": edge_pid is not None, "pid": edge_pid, "listen": f"{EDGE_HOST}:{EDGE_PORT}",
+                     "mode": "cloudflare emulation" if self.cloudflare else "plain relay"},
+            "health": None if health is None else {"status": health[0], "error": health[2] if health[0] is None
+                                                   else None},
+            "faults": self._load_state().get("faults", []),
+            "toggles": self.toggles.active(),
+            "targets": str(self.targets_path),
+            "logs": {"app": str(self.paths.app_log), "nginx_error": str(self.paths.nginx_error_log),
+                     "edge": str(self.paths.edge_log)},
+        }
+
+    def inject(self, name: str, settle_s: float | None = None) -> None:
+        from lab.faults import FAULTS
+
+        fault = FAULTS.get(name)
+        if fault is None:
+            raise LabError(f"unknown fault {name!r}; known: {', '.join(FAULTS)}")
+        self._require_up()
+        fault.inject(self)
+        state = self._load_state()
+        state["faults"] = [*[f for f in state.get("faults", []) if f != name], name]
+        self._save_state(state)
+        timeout = fault.settle_s if settle_s is None else settle_s
+        if not self._wait(lambda: fault.settled(self), timeout, None):
+            raise LabError(f"fault {name} was injected but is not observable after {timeout:g} s")
+
+    def heal(self, name: str | None = None, wait_s: float = 45.0) -> None:
+        """Heal one fault, or (no name) everything back to the baseline; then wait until the site is healthy.
+
+        A full heal also starts the logs afresh (the old text goes to ``<log>.prev``) so the next fault's evidence
+        is its own.
+        """
+        from lab.faults import FAULTS
+
+        self._require_up()
+        state = self._load_state()
+        if name is not None:
+            fault = FAULTS.get(name)
+            if fault is None:
+                raise LabError(f"unknown fault {name!r}; known: {', '.join(FAULTS)}")
+            fault.heal(self)
+            state["faults"] = [f for f in state.get("faults", []) if f != name]
+        else:
+            for injected in reversed(state.get("faults", [])):
+                with contextlib.suppress(LabError, SupervisorError, OSError):
+                    FAULTS[injected].heal(self)
+            self._baseline()
+            self._fresh_logs()
+            state["faults"] = []
+        self._save_state(state)
+        self.wait_healthy(wait_s)
+
+    # ---- helpers the faults use --------------------------------------------------------------------------------
+    def request(self, method: str, path: str, body: bytes | None = None,
+                timeout_s: float = REQUEST_TIMEOUT_S) -> tuple[int | None, dict[str, str], str]:
+        """One request through the edge, as the outside probe makes it: (status or None, headers, body or error)."""
+        conn = http.client.HTTPConnection(EDGE_HOST, EDGE_PORT, timeout=timeout_s)
+        try:
+            headers = {"Host": SITE_HOST}
+            if body is not None:
+                headers["Content-Type"] = "application/json"
+            conn.request(method, path, body=body, headers=headers)
+            resp = conn.getresponse()
+            text = resp.read(MAX_RESPONSE_BYTES).decode("utf-8", "replace")
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, text
+        except (OSError, http.client.HTTPException) as exc:
+            return None, {}, f"{type(exc).__name__}: {exc}"
+        finally:
+            conn.close()
+
+    def login_status(self, path: str = LOGIN_PATH) -> int | None:
+        return self.request("POST", path, BAD_CREDENTIALS)[0]
+
+    def health_status(self) -> int | None:
+        return self.request("GET", HEALTH_PATH)[0]
+
+    def healthy(self) -> bool:
+        status, _, body = self.request("GET", HEALTH_PATH, timeout_s=5)
+        if status != 200:
+            return False
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            return False
+        return doc.get("status") == "healthy" and doc.get("database") == "connected" and self.login_status() == 401
+
+    def wait_healthy(self, wait_s: float = 45.0) -> None:
+        if not self._wait(self.healthy, wait_s, None):
+            status, _, body = self.request("GET", HEALTH_PATH, timeout_s=5)
+            raise LabError(
+                f"the lab is not healthy after {wait_s:g} s (health: {status} {body[:200]!r}); "
+                f"see `gatewatch lab status` and the logs in {self.paths.logs}"
+            )
+
+    def ns_run(self, argv: list[str], check: bool = True) -> subprocess.CompletedProcess:
+        """Run a fixed program inside the lab's namespace."""
+        return self._run(["ip", "netns", "exec", self.netns, *argv], check=check)
+
+    def write_nginx(self, site: NginxSite = NginxSite()) -> None:  # noqa: B008 - frozen dataclass
+        self.paths.nginx_conf.write_text(nginx_conf(self.paths, site))
+
+    def reload_nginx(self) -> None:
+        """Like ``nginx -s reload``: the master re-reads the file; workers with the old one finish and leave."""
+        self.sup.signal("nginx", "HUP")
+
+    def backend_pid(self) -> int | None:
+        return self.sup.pid(SERVICE)
+
+    def firewall_rules(self) -> list[str]:
+        out = self.ns_run(["iptables", "-w", "5", "-S", "INPUT"]).stdout
+        return [line for line in out.splitlines() if FIREWALL_TAG in line]
+
+    def add_firewall_rule(self, port: int, action: str) -> None:
+        self.ns_run(["iptables", "-w", "5", "-I", "INPUT", "-p", "tcp", "--dport", str(port),
+                     "-m", "comment", "--comment", FIREWALL_TAG, "-j", action])
+
+    def clear_firewall(self) -> None:
+        """Delete only the rules the lab added (tagged), inside the lab's namespace."""
+        for rule in self.firewall_rules():
+            args = rule.split()
+            if args[:2] == ["-A", "INPUT"]:
+                self.ns_run(["iptables", "-w", "5", "-D", *args[1:]])
+
+    def restart_backend(self, wait: bool = True) -> None:
+        with contextlib.suppress(SupervisorError):
+            self.sup.signal(SERVICE, "CONT")
+        self.sup.stop(SERVICE)
+        self.sup.start(SERVICE, wait)
+
+    # ---- internals ---------------------------------------------------------------------------------------------
+    def _require_up(self) -> None:
+        if not self.sup.alive():
+            raise LabError(
+                f"the lab is not up (no supervisord at {self.paths.supervisor_sock}); run `gatewatch lab up`"
+            )
+
+    def _make_dirs(self) -> None:
+        p = self.paths
+        for d in (p.root, p.run, p.logs, p.toggles, p.nginx_prefix / "conf", p.nginx_prefix / "logs",
+                  p.nginx_prefix / "temp", p.stranger_dir):
+            d.mkdir(parents=True, exist_ok=True)
+            d.chmod(0o755)  # postgres and nginx's nobody workers must traverse it
+        pg = pwd.getpwnam("postgres")
+        for d, mode in ((p.pg_socket_dir, 0o755), (p.pg_data, 0o700)):
+            d.mkdir(exist_ok=True)
+            os.chown(d, pg.pw_uid, pg.pw_gid)
+            d.chmod(mode)
+        p.app_socket_dir.mkdir(exist_ok=True)
+        p.app_socket_dir.chmod(0o700)  # root only: the socket_permission_denied fault relies on it
+        (p.stranger_dir / "index.html").write_text("not the bandarupay backend\n")
+
+    def _write_baseline_files(self, tools: dict[str, str]) -> None:
+        p = self.paths
+        p.supervisord_conf.write_text(
+            supervisord_conf(p, Path(self.python).parent, Path(tools["postgres"]), tools["nginx"], self.python)
+        )
+        self.write_nginx()
+        p.targets.write_text(targets_yaml(p, self.netns))
+        load_config(p.targets)  # what we hand to gatewatch must be valid
+        self.toggles.clear()
+
+    def _init_database(self, pg_bin: Path) -> None:
+        if (self.paths.pg_data / "PG_VERSION").exists():
+            return
+        self._run(["runuser", "-u", "postgres", "--", str(pg_bin / "initdb"), "-D", str(self.paths.pg_data),
+                   "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"], timeout_s=120)
+
+    def _netns_exists(self) -> bool:
+        return Path("/run/netns", self.netns).exists()
+
+    def _ensure_netns(self, ip: str) -> None:
+        if not self._netns_exists():
+            self._run([ip, "netns", "add", self.netns])
+        self._run([ip, "netns", "exec", self.netns, ip, "link", "set", "lo", "up"])
+        hosts = Path("/etc/netns") / self.netns / "hosts"
+        hosts.parent.mkdir(parents=True, exist_ok=True)
+        hosts.write_text(NETNS_HOSTS)  # the lab's own /etc/hosts: localhost is both 127.0.0.1 and ::1
+
+    def _edge_pid(self) -> int | None:
+        pid = self._read_pid(self.paths.edge_pid)
+        if pid and _alive(pid) and b"lab.edge" in _cmdline(pid):
+            return pid
+        return None
+
+    def _ensure_edge(self) -> None:
+        if self._edge_pid():
+            return
+        self.paths.edge_pid.unlink(missing_ok=True)
+        argv = [self.python, "-m", "lab.edge", "--listen", f"{EDGE_HOST}:{EDGE_PORT}",
+                "--netns", f"/run/netns/{self.netns}", "--origin", f"{ORIGIN_HOST}:{NGINX_PORT}",
+                "--pidfile", str(self.paths.edge_pid)]
+        if self.cloudflare:
+            argv.append("--cloudflare")
+        with open(self.paths.edge_log, "ab") as log:
+            self._edge_proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                               start_new_session=True, cwd=str(self.paths.root))
+        if not self._wait(lambda: self._edge_pid() is not None or self._edge_proc.poll() is not None, 10, None) \
+                or self._edge_proc.poll() is not None:
+            tail = self.paths.edge_log.read_text(errors="replace")[-400:]
+            raise LabError(f"the edge did not start on {EDGE_HOST}:{EDGE_PORT}: {tail.strip()}")
+
+    def _stop_edge(self) -> None:
+        pid = self._edge_pid()
+        if pid:
+            _kill(pid, signal.SIGTERM)
+            if not self._wait(lambda: not _alive(pid), 5, None):
+                _kill(pid, signal.SIGKILL)
+        if self._edge_proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._edge_proc.wait(timeout=5)
+            self._edge_proc = None
+        self.paths.edge_pid.unlink(missing_ok=True)
+
+    def _baseline(self) -> None:
+        """Put every part back as ``up`` made it, touching only what differs."""
+        with contextlib.suppress(SupervisorError):
+            self.sup.signal(SERVICE, "CONT")
+        restart_backend = bool({"crash_on_import", "fd_leak", "listen_unix", "listen_wrong_port"}
+                               & set(self.toggles.active()))
+        self.toggles.clear()
+        self.clear_firewall()
+        if self.paths.targets.read_text() != targets_yaml(self.paths, self.netns):
+            self.paths.targets.write_text(targets_yaml(self.paths, self.netns))
+        self.sup.stop("stranger")
+        programs = self.sup.programs()
+        self.sup.start("postgres")
+        pid = programs[SERVICE]["pid"]
+        if pid and _nofile(pid) != _nofile(self._read_pid(self.paths.supervisord_pid) or os.getpid()):
+            restart_backend = True
+        if restart_backend or programs[SERVICE]["state"] != "RUNNING":
+            self.restart_backend()
+        conf_changed = self.paths.nginx_conf.read_text() != nginx_conf(self.paths)
+        if conf_changed:
+            self.write_nginx()
+        if programs["nginx"]["state"] != "RUNNING":
+            self.sup.stop("nginx")
+            self.sup.start("nginx")
+        elif conf_changed:
+            self.reload_nginx()
+        self._ensure_edge()
+
+    def _fresh_logs(self) -> None:
+        for log in (self.paths.app_log, self.paths.nginx_error_log):
+            if log.exists():
+                shutil.copyfile(log, log.with_name(log.name + ".prev"))
+                with open(log, "r+b") as fh:  # every writer appends (O_APPEND), so truncating in place is safe
+                    fh.truncate(0)
+
+    def _load_state(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.paths.state.read_text())
+        except (OSError, ValueError):
+            return {"faults": []}
+
+    def _save_state(self, state: dict[str, Any]) -> None:
+        self.paths.state.write_text(json.dumps(state, indent=2) + "\n")
+
+    @staticmethod
+    def _read_pid(path: Path) -> int | None:
+        try:
+            return int(path.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    @staticmethod
+    def _wait(predicate: Callable[[], bool], timeout_s: float, error: str | None, every_s: float = 0.25) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if predicate():
+                return True
+            if time.monotonic() >= deadline:
+                if error:
+                    raise LabError(error)
+                return False
+            time.sleep(every_s)
+
+    @staticmethod
+    def _run(argv: list[str], check: bool = True, timeout_s: float = COMMAND_TIMEOUT_S) -> subprocess.CompletedProcess:
+        try:
+            result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
+        except subprocess.TimeoutExpired:
+            raise LabError(f"`{' '.join(argv)}` did not finish in {timeout_s:g} s") from None
+        except FileNotFoundError:
+            raise LabPrerequisiteError(f"`{argv[0]}` is not installed") from None
+        if check and result.returncode != 0:
+            detail = (result.stderr or result.stdout).strip()
+            raise LabError(f"`{' '.join(argv)}` failed ({result.returncode}): {detail}")
+        return result
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _kill(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)
+
+
+def _nofile(pid: int) -> tuple[int, int] | None:
+    try:
+        return resource.prlimit(pid, resource.RLIMIT_NOFILE)
+    except (OSError, ValueError):
+        return None
