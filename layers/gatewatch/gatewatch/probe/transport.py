@@ -19,6 +19,12 @@ MAX_HEAD_BYTES = 64 * 1024
 MAX_HEADERS = 200
 MAX_CHUNK_LINE = 1024
 RECV_SIZE = 64 * 1024
+TLS_HINTS = {
+    "WRONG_VERSION_NUMBER": "WRONG_VERSION_NUMBER (the server does not speak TLS on this port: plain HTTP?)",
+    "TLSV1_ALERT_INTERNAL_ERROR": "TLSV1_ALERT_INTERNAL_ERROR (often: no certificate for this SNI name)",
+    "SSLV3_ALERT_HANDSHAKE_FAILURE": "SSLV3_ALERT_HANDSHAKE_FAILURE (no protocol or cipher in common)",
+    "TLSV1_UNRECOGNIZED_NAME": "TLSV1_UNRECOGNIZED_NAME (the server has no site for this SNI name)",
+}
 STATUS_LINE = re.compile(rb"HTTP/(\d)\.(\d) +(\d{3})(?: +(.*))?")
 
 
@@ -86,7 +92,8 @@ def start_tls(sock: socket.socket, ctx: ssl.SSLContext, server_name: str, deadli
         raise ProbeFailure("timeout", "tls", f"TLS handshake not finished within {deadline.seconds:g} s") from None
     except ssl.SSLError as exc:
         _close(ssock, guard)
-        raise ProbeFailure("tls_error", "tls", f"TLS handshake failed: {exc.reason or exc}") from None
+        why = exc.reason or str(exc)
+        raise ProbeFailure("tls_error", "tls", f"TLS handshake failed: {TLS_HINTS.get(why, why)}") from None
     except OSError as exc:
         _close(ssock, guard)
         if guard.fired or deadline.remaining() <= 0:
