@@ -1,0 +1,142 @@
+"""Named facts cases with the verdict each must get: shared by the Python-walker tests and the state-machine
+parity test, so both walkers are held to the same answers."""
+
+from __future__ import annotations
+
+from tests.factsbuilder import (
+    down502,
+    facts,
+    healthy_onbox,
+    http_check,
+    outside,
+    probe,
+    signature,
+    with_changes,
+)
+
+TLS_OK = {"version": "TLSv1.3", "cipher": None, "subject": "CN=backend.example.com", "issuer": "CN=R3",
+          "sans": ["backend.example.com"], "not_before": "2026-09-01T00:00:00Z", "not_after": "2027-01-01T00:00:00Z",
+          "days_to_expiry": 37.0, "self_signed": False, "verified": True, "verify_error": None,
+          "hostname_match": True}
+BASE = healthy_onbox()
+
+
+def _cases() -> dict[str, tuple[dict, str, str]]:
+    c: dict[str, tuple[dict, str, str]] = {}
+    # ---- outside only ----
+    c["healthy"] = (facts(outside(probe(401, tls=TLS_OK)), host=False), "healthy", "healthy")
+    c["transient"] = (facts(outside(probe(401), retried=probe(502, "http_5xx_origin")), host=False),
+                      "transient", "transient")
+    c["tls_expiring_soon"] = (facts(outside(probe(401, tls=TLS_OK | {"days_to_expiry": 5.0})), host=False),
+                              "tls_expiring", "tls_certificate_expiring")
+    c["dns_failure"] = (facts(outside(probe(None, "dns_error", error="name does not resolve")), host=False),
+                        "dns_failure", "dns_failure")
+    c["tls_expired"] = (facts(outside(probe(None, "tls_error", tls=TLS_OK | {"days_to_expiry": -3.0, "verified":
+                                                                           False, "verify_error": "certificate has expired"})),
+                              host=False), "tls_invalid", "tls_certificate_invalid")
+    c["edge_unreachable"] = (facts(outside(probe(None, "connect_timeout")), host=False),
+                             "edge_unreachable", "edge_unreachable")
+    for code in (521, 522, 523):
+        c[f"cloudflare_{code}"] = (facts(outside(probe(code, "http_5xx_edge", cf_code=code)), host=False),
+                                   "edge_to_origin_blocked", "edge_to_origin_blocked")
+    c["cloudflare_524"] = (facts(outside(probe(524, "http_5xx_edge", cf_code=524)), host=False),
+                           "origin_timeout", "backend_hung")
+    for code in (525, 526):
+        c[f"cloudflare_{code}"] = (facts(outside(probe(code, "http_5xx_edge", cf_code=code)), host=False),
+                                   "origin_tls_error", "origin_tls_error")
+    route_404 = outside(probe(404, "http_status"), health_ok=True)
+    route_404["openapi_paths"] = ["/api/v1/auth/demo-login", "/api/v1/health", "/health"]
+    c["route_not_found_outside"] = (facts(route_404, host=False), "route_not_found", "route_not_found")
+    c["assertion_on_200"] = (facts(outside(probe(200, "assertion_failed")), host=False),
+                             "assertion_failed", "assertion_failed")
+    c["host_unreachable"] = (facts(down502(), onbox_error={"reason": "unreachable", "status": "NotRegistered",
+                                                           "detail": "instance not registered with SSM"}),
+                             "host_unreachable", "host_unreachable")
+    # ---- with the box ----
+    refused = {"primary_signature": "connection_refused", "error_signatures": [signature("connection_refused")]}
+    c["backend_down"] = (facts(down502(), with_changes(
+        BASE, service={"value.running": False, "value.state": "inactive"},
+        port={"value.listening": False, "value.addresses": [], "value.pid": None},
+        local_health={"value": http_check(None, refused=True)}, nginx=refused)), "backend_down", "backend_down")
+    c["oom_killed"] = (facts(down502(), with_changes(
+        BASE, service={"value.running": False, "value.state": "failed"}, port={"value.listening": False},
+        resources={"value.oom_killed_backend": True, "value.oom_kills": ["Killed process 4242 (uvicorn)"]},
+        nginx=refused)), "out_of_memory", "out_of_memory")
+    c["disk_full_dead"] = (facts(down502(), with_changes(
+        BASE, service={"value.running": False}, port={"value.listening": False},
+        resources={"value.disk_full": True, "value.disks": [{"path": "/", "used_pct": 100, "inodes_used_pct": 3}]},
+        nginx=refused)), "disk_full", "disk_full")
+    c["disk_full_unhealthy"] = (facts(down502(), with_changes(
+        BASE, local_health={"value": http_check(500)},
+        resources={"value.disk_full": True, "value.disks": [{"path": "/", "used_pct": 100, "inodes_used_pct": 3}]})),
+        "disk_full", "disk_full")
+    c["fd_exhausted"] = (facts(outside(probe(504, "http_5xx_origin")), with_changes(
+        BASE, local_health={"value": http_check(None, timed_out=True)},
+        resources={"value.fd_exhausted": True, "value.fds": {"backend": {"open": 1024, "limit": 1024}}},
+        nginx={"primary_signature": "upstream_timeout", "error_signatures": [signature("upstream_timeout")]})),
+        "fd_exhausted", "fd_exhausted")
+    c["selinux"] = (facts(down502(), with_changes(
+        BASE, selinux={"value.present": True, "value.mode": "enforcing", "value.httpd_can_network_connect": False},
+        nginx={"primary_signature": "permission_denied", "error_signatures": [signature("permission_denied")]})),
+        "proxy_selinux_denied", "proxy_permission_denied")
+    c["header_too_big"] = (facts(down502(), with_changes(
+        BASE, nginx={"primary_signature": "header_too_big", "error_signatures": [signature("header_too_big")]})),
+        "proxy_header_too_big", "proxy_header_too_big")
+    c["localhost_ipv6"] = (facts(down502(), with_changes(
+        BASE, nginx={"value.targets": [{"host": "localhost", "port": 8000, "unix": None}],
+                     "value.matches_backend": False, "primary_signature": "connection_refused",
+                     "error_signatures": [signature("connection_refused", upstream="http://[::1]:8000/x")]})),
+        "proxy_localhost_ipv6", "proxy_upstream_mismatch")
+    c["keepalive_resets"] = (facts(down502(), with_changes(
+        BASE, nginx={"primary_signature": "upstream_closed", "error_signatures": [signature("upstream_closed")]})),
+        "proxy_keepalive_reset", "proxy_keepalive_reset")
+    c["nginx_down"] = (facts(outside(probe(521, "http_5xx_edge", cf_code=521)), with_changes(
+        BASE, nginx={"value.running": False, "value.master_pid": None})), "proxy_down", "proxy_down")
+    c["nginx_config_invalid"] = (facts(outside(probe(None, "connect_refused")), with_changes(
+        BASE, nginx={"value.running": False, "value.config_test_ok": False,
+                     "value.config_test_output": 'unknown directive "proxy_passs"'})),
+        "proxy_config_invalid", "proxy_config_invalid")
+    c["upstream_wrong_port"] = (facts(down502(), with_changes(
+        BASE, nginx={"value.targets": [{"host": "127.0.0.1", "port": 8001, "unix": None}],
+                     "value.matches_backend": False, **refused})), "proxy_upstream_mismatch", "proxy_upstream_mismatch")
+    c["crash_loop"] = (facts(down502(), with_changes(
+        BASE, service={"value.running": False, "value.crash_loop": True, "value.state": "BACKOFF"},
+        port={"value.listening": False},
+        app_log={"value.module_not_found": True, "value.last_exception": {
+            "type": "ModuleNotFoundError", "message": "No module named 'jose'", "line": "ModuleNotFoundError: ..."}},
+        nginx=refused)), "backend_crash_loop", "backend_crash_loop")
+    c["port_conflict"] = (facts(outside(probe(404, "http_status")), with_changes(
+        BASE, service={"value.running": False, "value.crash_loop": True, "value.state": "FATAL"},
+        port={"value.owned_by_service": False, "value.pid": 999, "value.process": "python3 -m http.server"},
+        local_health={"value": http_check(404)})), "port_conflict", "port_conflict")
+    c["backend_hung"] = (facts(outside(probe(504, "http_5xx_origin")), with_changes(
+        BASE, local_health={"value": http_check(None, timed_out=True)},
+        nginx={"primary_signature": "upstream_timeout", "error_signatures": [signature("upstream_timeout")]})),
+        "backend_hung", "backend_hung")
+    c["database_down"] = (facts(outside(probe(500, "http_5xx_origin")), with_changes(
+        BASE, local_health={"value": http_check(503, json_body={"status": "unhealthy", "database": "disconnected"})},
+        database={"value.tcp": {"host": "127.0.0.1", "port": 5432, "reachable": False, "error": "refused"}})),
+        "database_unavailable", "database_unavailable")
+    c["endpoint_500"] = (facts(outside(probe(500, "http_5xx_origin")), with_changes(
+        BASE, local_endpoint={"value.direct": http_check(500)})), "endpoint_error", "endpoint_error")
+    c["route_not_found_onbox"] = (facts(outside(probe(404, "http_status")), BASE), "route_not_found",
+                                  "route_not_found")
+    c["firewall_backend"] = (facts(outside(probe(504, "http_5xx_origin")), with_changes(
+        BASE, firewall={"value.blocks_backend": True, "value.blocking_rules": [
+            {"rule": "-A INPUT -p tcp --dport 8000 -j DROP", "port": 8000, "action": "DROP"}]},
+        local_health={"value": http_check(None, timed_out=True)},
+        nginx={"primary_signature": "connect_timeout", "error_signatures": [signature("connect_timeout")]})),
+        "firewall_backend", "firewall_blocked")
+    c["stale_nginx_config"] = (facts(down502(), with_changes(
+        BASE, nginx={"value.targets": [{"host": "127.0.0.1", "port": 8001, "unix": None}],
+                     "value.matches_backend": False, "value.config_newer_than_master": True, **refused})),
+        "proxy_upstream_stale", "proxy_upstream_mismatch")
+    c["socket_missing"] = (facts(down502(), with_changes(
+        BASE, nginx={"value.targets": [{"host": None, "port": None, "unix": "/run/app.sock"}],
+                     "value.unix_sockets": [{"path": "/run/app.sock", "exists": False}],
+                     "primary_signature": "socket_missing", "error_signatures": [signature("socket_missing")]})),
+        "proxy_socket_missing", "proxy_upstream_mismatch")
+    return c
+
+
+CASES = _cases()
