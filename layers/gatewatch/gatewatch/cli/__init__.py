@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "gatewatch.cli.config_cmd",
     "gatewatch.cli.tree_cmd",
     "gatewatch.cli.run_cmd",
+    "gatewatch.cli.check_cmd",
 )
 
 

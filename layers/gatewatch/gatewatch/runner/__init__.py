@@ -13,6 +13,7 @@ from gatewatch.runner.base import (
     RunResult,
 )
 from gatewatch.runner.exceptions import RunnerError
+from gatewatch.runner.local import LocalRunner
 
 __all__ = [
     "CANCELLED",
@@ -24,6 +25,7 @@ __all__ = [
     "TIMED_OUT",
     "UNDELIVERABLE",
     "CommandRunner",
+    "LocalRunner",
     "RunResult",
     "RunnerError",
 ]
