@@ -31,9 +31,9 @@ def _cases() -> dict[str, tuple[dict, str, str]]:
                               "tls_expiring", "tls_certificate_expiring")
     c["dns_failure"] = (facts(outside(probe(None, "dns_error", error="name does not resolve")), host=False),
                         "dns_failure", "dns_failure")
-    c["tls_expired"] = (facts(outside(probe(None, "tls_error", tls=TLS_OK | {"days_to_expiry": -3.0, "verified":
-                                                                           False, "verify_error": "certificate has expired"})),
-                              host=False), "tls_invalid", "tls_certificate_invalid")
+    expired = TLS_OK | {"days_to_expiry": -3.0, "verified": False, "verify_error": "certificate has expired"}
+    c["tls_expired"] = (facts(outside(probe(None, "tls_error", tls=expired)), host=False),
+                        "tls_invalid", "tls_certificate_invalid")
     c["edge_unreachable"] = (facts(outside(probe(None, "connect_timeout")), host=False),
                              "edge_unreachable", "edge_unreachable")
     for code in (521, 522, 523):
