@@ -1,0 +1,102 @@
+"""The probe's small parts: Cloudflare table, assertions, host name matching, the watchdog."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+from gatewatch.probe import cloudflare
+from gatewatch.probe.assertions import MISSING, check_json, check_status, lookup
+from gatewatch.probe.deadline import Deadline, DeadlineExceeded, SocketGuard, Watchdog
+from gatewatch.probe.tls_info import _dns_match
+
+
+@pytest.mark.parametrize("status,headers,edge,colo,code", [
+    (521, {"server": "cloudflare", "cf-ray": "8f1c2d3e4a5b6c7d-AMS"}, True, "AMS", 521),
+    (502, {"server": "cloudflare", "cf-ray": "8f1c2d3e4a5b6c7d-AMS"}, True, "AMS", None),
+    (521, {"server": "nginx"}, False, None, None),
+    (524, {"cf-ray": "abc-SJC"}, True, "SJC", 524),
+    (200, {"server": "Cloudflare "}, True, None, None),
+])
+def test_edge_info(status, headers, edge, colo, code):
+    info = cloudflare.edge_info(status, headers)
+    assert (info.edge, info.colo, info.code) == (edge, colo, code)
+    assert (info.meaning is not None) == (code is not None)
+
+
+def test_every_cloudflare_code_has_a_meaning():
+    for code, (title, why) in cloudflare.CLOUDFLARE_CODES.items():
+        assert title and why and cloudflare.meaning(code).startswith(title)
+
+
+def test_json_lookup_and_assertions():
+    doc = {"a": {"b": [10, {"c": None}]}, "flag": True, "n": 1}
+    assert lookup(doc, "a.b.0") == 10 and lookup(doc, "a.b.1.c") is None and lookup(doc, "a.x") == MISSING
+    results = check_json(doc, {"a.b.1.c": None, "flag": 1, "n": 1, "a.b.5": 1})
+    assert [r.ok for r in results] == [True, False, True, False]  # True is not 1: types must match for bools
+
+
+def test_status_assertion_default_and_list():
+    assert check_status(302, None).ok and not check_status(404, None).ok
+    assert check_status(404, [404]).ok and check_status(404, [404]).expected == [404]
+
+
+@pytest.mark.parametrize("host,pattern,ok", [
+    ("api.lab.test", "api.lab.test", True),
+    ("api.lab.test", "*.lab.test", True),
+    ("lab.test", "*.lab.test", False),
+    ("a.b.lab.test", "*.lab.test", False),
+    ("api.lab.test", "other.lab.test", False),
+])
+def test_wildcards_cover_one_label(host, pattern, ok):
+    assert _dns_match(host, pattern) is ok
+
+
+def test_deadline_budget_runs_out():
+    d = Deadline(0.05)
+    assert 0 < d.budget() <= 0.05
+    time.sleep(0.06)
+    with pytest.raises(DeadlineExceeded):
+        d.budget()
+
+
+def test_watchdog_shuts_down_a_blocked_recv_without_its_own_timeout():
+    a, b = socket.socketpair()
+    try:
+        guard = SocketGuard()
+        guard.arm(a)
+        got = []
+        reader = threading.Thread(target=lambda: got.append(a.recv(10)))  # blocks: no timeout set
+        reader.start()
+        Watchdog().schedule(time.monotonic() + 0.1, guard.fire)
+        reader.join(5)
+        assert not reader.is_alive() and got == [b""] and guard.fired
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_disarmed_guard_never_touches_its_old_socket():
+    a, b = socket.socketpair()
+    try:
+        guard = SocketGuard()
+        guard.arm(a)
+        guard.disarm()
+        guard.fire()
+        b.sendall(b"x")
+        assert a.recv(1) == b"x"  # still open for reading
+    finally:
+        a.close()
+        b.close()
+
+
+def test_cancelled_watchdog_entries_do_not_fire():
+    dog, fired = Watchdog(), []
+    token = dog.schedule(time.monotonic() + 0.05, lambda: fired.append(1))
+    dog.cancel(token)
+    done = threading.Event()
+    dog.schedule(time.monotonic() + 0.1, done.set)
+    assert done.wait(5) and fired == []
