@@ -67,10 +67,11 @@ def _postgres_bin() -> Path | None:
 
 
 class Lab:
-    def __init__(self, dir: str | os.PathLike[str] | None = None, netns: str = NETNS, cloudflare: bool = True):
+    def __init__(self, dir: str | os.PathLike[str] | None = None, netns: str = NETNS, cloudflare: bool | None = None):
+        """``cloudflare``: the edge emulates Cloudflare (default); None keeps the mode of the lab that is up."""
         self.paths = LabPaths(lab_dir(dir))
         self.netns = netns
-        self.cloudflare = cloudflare
+        self.cloudflare = self._load_state().get("cloudflare", True) if cloudflare is None else cloudflare
         self.sup = Supervisor(self.paths.supervisor_sock)
         self.toggles = Toggles(self.paths.toggles)
         self.python = sys.executable
@@ -136,12 +137,15 @@ class Lab:
             self._run([tools["ip"], "netns", "exec", self.netns, tools["supervisord"], "-c",
                        str(self.paths.supervisord_conf)])
             self._wait(self.sup.alive, 15, "supervisord did not come up; see " + str(self.paths.logs))
-            self._save_state({"faults": []})
+            self._save_state({"faults": [], "cloudflare": self.cloudflare})
             fresh = True
         else:
             fresh = False
             if not self.paths.targets.exists():
                 self.paths.targets.write_text(targets_yaml(self.paths, self.netns))
+        if self._load_state().get("cloudflare", True) != self.cloudflare:
+            self._stop_edge()  # the edge mode changed: start it again in the new mode
+            self._save_state({**self._load_state(), "cloudflare": self.cloudflare})
         self._ensure_edge()
         self.wait_healthy(wait_s)
         if fresh:
@@ -167,6 +171,8 @@ class Lab:
                     _kill(int(line), signal.SIGKILL)
             self._run(["ip", "netns", "del", self.netns], check=False)
         shutil.rmtree(Path("/etc/netns") / self.netns, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            Path("/etc/netns").rmdir()  # only when empty: other namespaces' files stay
         self.paths.supervisor_sock.unlink(missing_ok=True)
 
     def status(self) -> dict[str, Any]:
