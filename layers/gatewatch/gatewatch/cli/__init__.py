@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "gatewatch.cli.tree_cmd",
     "gatewatch.cli.run_cmd",
     "gatewatch.cli.check_cmd",
+    "gatewatch.cli.lab_cmd",
 )
 
 
