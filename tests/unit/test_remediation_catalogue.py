@@ -322,6 +322,7 @@ def test_remediation_config_fields_have_defaults_and_bounds():
         (lambda c: c["actions"]["start_proxy"]["commands"]["systemd"].append("{root}"), "unknown placeholder"),
         (lambda c: c["actions"].pop("reload_proxy"), "must define exactly"),
         (lambda c: c["actions"]["reload_proxy"]["commands"].pop("supervisor"), "commands must give exactly"),
+        (lambda c: c["actions"]["reload_proxy"]["check_first"].append("looks_fine"), "unknown check_first"),
     ],
 )
 def test_a_broken_catalogue_fails_at_load_naming_the_entry(tmp_path: Path, edit, words):

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gatewatch.config.models import COMMAND_PLACEHOLDERS, PLACEHOLDER_RE, REMEDIATION_ACTIONS
+from gatewatch.remediation.checks_first import CHECKS_FIRST
 from gatewatch.remediation.preconditions import PRECONDITIONS
 
 CATALOGUE_PATH = Path(__file__).with_name("catalogue.yaml")
@@ -49,6 +50,7 @@ class Action(_Strict):
     allow: list[str]
     refuse: dict[str, str] = Field(default_factory=dict)
     preconditions: list[str] = Field(default_factory=list)
+    check_first: list[str] = Field(default_factory=list, description="run on the host just before; must pass")
     commands: dict[str, ArgvTemplate]
 
     @field_validator("allow")
@@ -81,6 +83,14 @@ class Action(_Strict):
         bad = [p for p in value if p not in PRECONDITIONS]
         if bad:
             raise ValueError(f"unknown preconditions {bad}; known: {sorted(PRECONDITIONS)}")
+        return value
+
+    @field_validator("check_first")
+    @classmethod
+    def _check_first(cls, value: list[str]) -> list[str]:
+        bad = [c for c in value if c not in CHECKS_FIRST]
+        if bad:
+            raise ValueError(f"unknown check_first {bad}; known: {sorted(CHECKS_FIRST)}")
         return value
 
     @field_validator("commands")

@@ -6,6 +6,8 @@ in code skips the YAML loader), then passed as whole argv elements.
 
 from __future__ import annotations
 
+import shlex
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from gatewatch.config.models import (
@@ -18,6 +20,8 @@ from gatewatch.config.models import (
     _check_path,
 )
 from gatewatch.remediation.catalogue import CATALOGUE
+from gatewatch.remediation.checks_first import CHECKS_FIRST
+from gatewatch.runner.base import ERROR, FAILED, RunResult
 
 
 class CommandError(ValueError):
@@ -112,3 +116,25 @@ def host_key(target_name: str, host: Host | None) -> str:
     if host.local:
         return f"local:{host.netns}" if host.netns else "local:this-host"
     return f"target:{target_name}"
+
+
+def run_catalogued(
+    run_argv: Callable[[Any, Sequence[str], float], RunResult], host: Host, action: str, timeout_s: float
+) -> RunResult:
+    """How a local runner performs ``action``: the argv is rebuilt here from the catalogue and the host (never
+    taken from the caller's params), the action's ``check_first`` commands run first, and if one fails nothing is
+    run. ``run_argv`` is the runner's own bounded, shell-free executor (``LocalRunner.run_argv``)."""
+    try:
+        argv = commands_for(action, host)
+        checks = [CHECKS_FIRST[name](host) for name in CATALOGUE.actions[action].check_first]
+    except CommandError as exc:
+        return RunResult(status=ERROR, error=str(exc))
+    for check in checks:
+        result = run_argv(host, check, min(timeout_s, 30.0))
+        if not result.ok:
+            return RunResult(
+                status=FAILED, exit_code=result.exit_code, stdout=result.stdout, stderr=result.stderr,
+                duration_ms=result.duration_ms,
+                error=f"refused: `{shlex.join(check)}` failed just before {action} ({result.error}); nothing was run",
+            )  # fmt: skip
+    return run_argv(host, argv, timeout_s)

@@ -44,10 +44,10 @@ class LocalRunner(CommandRunner):
         return self.run_argv(host, [self.python, str(script_path()), encode_params(params)], timeout_s)
 
     def run_remediation(self, host: Any, action: str, params: dict[str, Any], timeout_s: float = 60.0) -> RunResult:
-        raise NotImplementedError(
-            "LocalRunner.run_remediation is not wired yet: build the argv with gatewatch.remediation and call "
-            "LocalRunner.run_argv(host, argv, timeout_s)"
-        )
+        """One catalogued action: the remediation package rebuilds its argv and checks, then ``run_argv`` runs them."""
+        from gatewatch.remediation.commands import run_catalogued
+
+        return run_catalogued(self.run_argv, host, action, timeout_s)
 
     def run_argv(self, host: Any, argv: Sequence[str], timeout_s: float = 60.0) -> RunResult:
         """The hook for fixed programs (the on-box checks, a catalogued remediation's argv).
