@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 APT_PACKAGES := nginx postgresql iptables nftables iproute2 curl openssl procps
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-packages venv test test-unit test-lab lint demo probe-demo clean
+.PHONY: setup system-packages venv test test-unit test-lab lint demo probe-demo bench clean
 
 setup: system-packages venv
 
@@ -44,6 +44,10 @@ test-lab: setup
 
 probe-demo: venv
 	$(BIN)/gatewatch probe --demo
+
+# Probe engine: concurrency vs ideal and timing accuracy vs curl (figures in benchmarks/README.md).
+bench: venv
+	$(BIN)/python benchmarks/probe_bench.py
 
 demo: setup
 	$(BIN)/gatewatch lab demo
