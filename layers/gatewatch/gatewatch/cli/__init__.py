@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "gatewatch.cli.run_cmd",
     "gatewatch.cli.check_cmd",
     "gatewatch.cli.lab_cmd",
+    "gatewatch.remediation.cli",
 )
 
 
