@@ -148,6 +148,7 @@ def test_start_proxy_is_not_for_a_broken_config(store, clock):
 def test_reload_is_allowed_when_the_file_is_newer_than_the_running_master(store, clock):
     d = decide(store, clock, "proxy_upstream_mismatch", "reload_proxy", facts(newer=True))
     assert d.allowed
+    assert d.commands == ["supervisorctl", "-c", "/tmp/gatewatch-lab/supervisord.conf", "signal", "HUP", "nginx"]
     assert any("newer than the running nginx master" in p["reason"] for p in d.passed)
 
 
