@@ -191,12 +191,16 @@ def _short(text, limit: int) -> str:
     return text if len(text) <= limit else text[: max(0, limit - 3)] + "..."
 
 
+# Python tools that may live in the same virtualenv as the interpreter running this script, not on PATH.
+BESIDE_PYTHON = ("supervisorctl",)
+
+
 def which(name: str):
-    """A tool on PATH, or next to this interpreter (a venv's supervisorctl); None when the host lacks it."""
+    """A tool on PATH (or, for supervisorctl, next to this interpreter); None when the host lacks it."""
     if name.startswith("/"):
         return name if os.access(name, os.X_OK) else None
     found = shutil.which(name)
-    if found:
+    if found or name not in BESIDE_PYTHON:
         return found
     beside = os.path.join(os.path.dirname(sys.executable or ""), name)
     return beside if sys.executable and os.access(beside, os.X_OK) else None

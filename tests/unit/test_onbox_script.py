@@ -1,0 +1,341 @@
+"""The on-box checks script run for real (as a subprocess, as on a host) against servers these tests start on
+loopback: a backend that is healthy, sick, hung, or whose port another process holds; huge logs; no tools."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from gatewatch.onbox import CHECK_NAMES, encode_params, script_path
+
+PY38 = Path("/root/.pyenv/versions/3.8.18/bin/python3")
+CHECK_KEYS = {"status", "value", "evidence", "error"}
+
+BACKEND = r'''
+import http.server, json, socketserver, sys, time
+port, mode = int(sys.argv[1]), sys.argv[2]
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if mode == "hang":
+            time.sleep(120)
+            return
+        if self.path == "/health":
+            code = 200 if mode == "ok" else 503
+            body = {"status": "healthy" if mode == "ok" else "unhealthy",
+                    "database": "connected" if mode == "ok" else "disconnected"}
+        else:
+            code, body = 200, {"path": self.path}
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    do_POST = do_GET
+    def log_message(self, *args):
+        pass
+class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+Server(("127.0.0.1", port), Handler).serve_forever()
+'''
+
+HOLDER = r'''
+import socket, sys, time
+s = socket.socket()
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(8)
+time.sleep(120)
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(port: int, timeout: float = 10.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing listens on {port}")
+
+
+class Procs:
+    """Processes a test starts; all of them are killed at the end (only these, by their own handles)."""
+
+    def __init__(self, tmp_path: Path):
+        self.tmp_path = tmp_path
+        self.started: list[subprocess.Popen] = []
+
+    def python(self, code: str, *args: str) -> subprocess.Popen:
+        script = self.tmp_path / f"prog-{len(self.started)}.py"
+        script.write_text(code)
+        proc = subprocess.Popen([sys.executable, str(script), *args], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        self.started.append(proc)
+        return proc
+
+    def backend(self, port: int, mode: str, marker: str) -> subprocess.Popen:
+        proc = self.python(BACKEND, str(port), mode, marker)
+        wait_listening(port)
+        return proc
+
+    def close(self) -> None:
+        for proc in self.started:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture
+def procs(tmp_path):
+    p = Procs(tmp_path)
+    yield p
+    p.close()
+
+
+def base_params(tmp_path: Path, port: int, marker: str, **extra) -> dict:
+    params = {
+        "service_manager": "command", "process_match": marker, "backend_host": "127.0.0.1", "backend_port": port,
+        "health_path": "/health", "nginx_port": free_port(), "nginx_conf": str(tmp_path / "no-nginx" / "nginx.conf"),
+        "nginx_error_log": str(tmp_path / "error.log"), "log_window_minutes": 15, "endpoint_path": "/api/v1/x?y=1",
+        "endpoint_method": "GET", "public_host": "api.example.com",
+    }
+    params.update(extra)
+    return params
+
+
+def run_script(params, python: str = sys.executable, env: dict | None = None, raw_arg: str | None = None):
+    arg = raw_arg if raw_arg is not None else encode_params(params)
+    start = time.monotonic()
+    proc = subprocess.run([python, str(script_path()), arg], capture_output=True, text=True, timeout=30, env=env)
+    elapsed = time.monotonic() - start
+    assert len(proc.stdout) < 24_000, len(proc.stdout)
+    return proc.returncode, json.loads(proc.stdout), elapsed
+
+
+def assert_report_shape(report: dict) -> None:
+    assert report["schema"] == 1
+    assert {"host", "collected_at", "duration_ms", "truncated", "python"} <= set(report["meta"])
+    for name in CHECK_NAMES:
+        assert CHECK_KEYS <= set(report[name]), name
+        assert report[name]["status"] in ("ok", "fail", "unknown"), name
+    assert "error_signatures" in report["nginx"] and "primary_signature" in report["nginx"]
+
+
+def nginx_line(when: datetime, message: str) -> str:
+    return (f"{when:%Y/%m/%d %H:%M:%S} [error] 1234#1234: *5 {message}, client: 127.0.0.1, server: _, "
+            f'request: "GET /x HTTP/1.1", upstream: "http://127.0.0.1:8000/x", host: "api.example.com"\n')
+
+
+def test_healthy_backend(tmp_path, procs):
+    port, marker = free_port(), f"gwtest-{uuid.uuid4().hex[:8]}"
+    backend = procs.backend(port, "ok", marker)
+    db_port = free_port()
+    with socket.socket() as db:  # a listening "database"
+        db.bind(("127.0.0.1", db_port))
+        db.listen(4)
+        code, report, _ = run_script(base_params(tmp_path, port, marker,
+                                                 database={"host": "127.0.0.1", "port": db_port}))
+    assert code == 0
+    assert_report_shape(report)
+    svc = report["service"]
+    assert svc["status"] == "ok" and svc["value"]["running"] is True and svc["value"]["pid"] == backend.pid
+    port_v = report["port"]["value"]
+    assert report["port"]["status"] == "ok"
+    assert port_v["listening"] and port_v["addresses"] == [f"127.0.0.1:{port}"] and port_v["ipv4"]
+    assert not port_v["ipv6"]
+    assert port_v["pid"] == backend.pid and port_v["owned_by_service"] is True
+    health = report["local_health"]
+    assert health["status"] == "ok" and health["value"]["status"] == 200
+    assert health["value"]["json"] == {"status": "healthy", "database": "connected"}
+    direct = report["local_endpoint"]["value"]["direct"]
+    assert direct["status"] == 200 and direct["json"] == {"path": "/api/v1/x?y=1"}
+    assert report["local_endpoint"]["value"]["via_nginx"]["refused"] is True
+    assert report["local_endpoint"]["status"] == "fail"
+    assert report["nginx"]["value"]["running"] is False and report["nginx"]["status"] == "fail"
+    db = report["database"]
+    assert db["status"] == "ok" and db["value"]["from_health"] == "connected"
+    assert db["value"]["tcp"]["reachable"] is True
+    res = report["resources"]["value"]
+    assert res["mem_total_mb"] > 0 and res["cores"] >= 1 and res["disks"][0]["path"] == "/"
+    assert res["fds"]["backend"]["pid"] == backend.pid and res["fds"]["backend"]["open"] > 0
+
+
+def test_database_disconnected_and_unreachable(tmp_path, procs):
+    port, marker = free_port(), f"gwtest-{uuid.uuid4().hex[:8]}"
+    procs.backend(port, "dbdown", marker)
+    code, report, _ = run_script(base_params(tmp_path, port, marker,
+                                             database={"host": "127.0.0.1", "port": free_port()}))
+    assert code == 0
+    assert report["local_health"]["status"] == "fail" and report["local_health"]["value"]["status"] == 503
+    db = report["database"]
+    assert db["status"] == "fail"
+    assert db["value"]["from_health"] == "disconnected"
+    assert db["value"]["tcp"]["reachable"] is False and "refused" in db["value"]["tcp"]["error"].lower()
+
+
+def test_hung_backend_times_out_and_the_run_stays_under_ten_seconds(tmp_path, procs):
+    port, marker = free_port(), f"gwtest-{uuid.uuid4().hex[:8]}"
+    procs.backend(port, "hang", marker)
+    code, report, elapsed = run_script(base_params(tmp_path, port, marker))
+    assert code == 0
+    health = report["local_health"]["value"]
+    assert health["timed_out"] is True and health["status"] is None and health["refused"] is False
+    assert report["local_health"]["status"] == "fail"
+    assert report["local_endpoint"]["value"]["direct"]["timed_out"] is True
+    assert report["service"]["status"] == "ok" and report["port"]["status"] == "ok"
+    assert elapsed < 10.0
+    assert report["meta"]["duration_ms"] < 10_000
+
+
+def test_port_held_by_another_process_is_not_owned_by_the_service(tmp_path, procs):
+    port, marker = free_port(), f"gwtest-{uuid.uuid4().hex[:8]}"
+    service = procs.backend(free_port(), "ok", marker)  # the service runs, but on another port
+    holder = procs.python(HOLDER, str(port))
+    wait_listening(port)
+    code, report, _ = run_script(base_params(tmp_path, port, marker))
+    assert code == 0
+    assert report["service"]["value"]["pid"] == service.pid
+    port_v = report["port"]["value"]
+    assert port_v["listening"] is True and port_v["pid"] == holder.pid
+    assert port_v["owned_by_service"] is False
+    assert report["port"]["status"] == "fail"
+    assert any("not by the service" in e for e in report["port"]["evidence"])
+
+
+def test_service_not_running_and_nothing_listening(tmp_path):
+    port, marker = free_port(), f"gwtest-{uuid.uuid4().hex[:8]}"
+    code, report, _ = run_script(base_params(tmp_path, port, marker))
+    assert code == 0
+    assert report["service"]["status"] == "fail" and report["service"]["value"]["running"] is False
+    assert report["port"]["status"] == "fail" and report["port"]["value"]["listening"] is False
+    assert report["local_health"]["value"]["refused"] is True
+
+
+def test_error_log_window_and_primary_signature(tmp_path):
+    now = datetime.now().replace(microsecond=0)
+    log = tmp_path / "error.log"
+    log.write_text(
+        nginx_line(now - timedelta(minutes=40), "upstream timed out (110: Connection timed out) while reading "
+                   "response header from upstream")
+        + nginx_line(now - timedelta(minutes=2), "connect() failed (111: Connection refused) while connecting to "
+                     "upstream")
+        + nginx_line(now - timedelta(minutes=2), "no live upstreams while connecting to upstream")
+        + nginx_line(now - timedelta(minutes=1), "no live upstreams while connecting to upstream")
+    )
+    code, report, _ = run_script(base_params(tmp_path, free_port(), "gwtest-nothing", nginx_error_log=str(log)))
+    assert code == 0
+    nginx = report["nginx"]
+    assert nginx["primary_signature"] == "connection_refused"
+    assert [(s["signature"], s["count"]) for s in nginx["error_signatures"]] == [
+        ("connection_refused", 1), ("no_live_upstreams", 2)]
+    assert nginx["value"]["error_log"]["lines_in_window"] == 3
+
+
+def test_huge_logs_stay_bounded_and_fast(tmp_path):
+    now = datetime.now().replace(microsecond=0)
+    log, app_log = tmp_path / "error.log", tmp_path / "app.log"
+    size = 100 * 1024 * 1024
+    lines = "".join(nginx_line(now - timedelta(seconds=30), m) for m in (
+        "connect() failed (111: Connection refused) while connecting to upstream",
+        "upstream prematurely closed connection while reading response header from upstream",
+        "recv() failed (104: Connection reset by peer) while reading response header from upstream",
+        'open() "/srv/' + "x" * 3000 + '" failed (2: No such file or directory)'))
+    block = (lines * (4 * 1024 * 1024 // len(lines))).encode()
+    for path, tail in ((log, block), (app_log, ("Traceback (most recent call last):\n" + "  File 'x'\n" * 50
+                                                + "OSError: [Errno 98] Address already in use\n") * 2000)):
+        with open(path, "wb") as f:
+            f.truncate(size - len(tail))  # sparse: 100 MB on paper, written in milliseconds
+            f.seek(size - len(tail))
+            f.write(tail if isinstance(tail, bytes) else tail.encode())
+        assert path.stat().st_size == size
+    code, report, elapsed = run_script(base_params(tmp_path, free_port(), "gwtest-nothing", nginx_error_log=str(log),
+                                                   app_log=str(app_log)))
+    assert code == 0
+    assert_report_shape(report)
+    sigs = {s["signature"]: s["count"] for s in report["nginx"]["error_signatures"]}
+    assert set(sigs) == {"connection_refused", "upstream_closed", "connection_reset", "other"}
+    assert sigs["connection_refused"] > 100
+    assert report["nginx"]["primary_signature"] == "connection_refused"
+    assert report["app_log"]["value"]["address_in_use"] is True
+    assert report["app_log"]["value"]["last_exception"]["type"] == "OSError"
+    assert elapsed < 10.0
+
+
+def test_missing_tools_fall_back_to_proc(tmp_path, procs):
+    port, marker = free_port(), f"gwtest-{uuid.uuid4().hex[:8]}"
+    backend = procs.backend(port, "ok", marker)
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
+    code, report, _ = run_script(base_params(tmp_path, port, marker), python=python, env={"PATH": str(empty)})
+    assert code == 0
+    assert_report_shape(report)
+    port_v = report["port"]["value"]
+    assert port_v["source"] == "/proc/net/tcp"
+    assert port_v["listening"] and port_v["pid"] == backend.pid and port_v["owned_by_service"] is True
+    assert report["firewall"]["status"] == "unknown" and "not found" in report["firewall"]["error"]
+    assert report["nginx"]["value"]["config_test_ok"] is None
+    assert "nginx not found" in report["nginx"]["error"]
+
+
+@pytest.mark.skipif(not PY38.exists(), reason=f"python 3.8 interpreter not installed at {PY38}")
+def test_runs_on_python_3_8(tmp_path, procs):
+    port, marker = free_port(), f"gwtest-{uuid.uuid4().hex[:8]}"
+    backend = procs.backend(port, "ok", marker)
+    code, report, _ = run_script(base_params(tmp_path, port, marker), python=str(PY38))
+    assert code == 0
+    assert_report_shape(report)
+    assert report["meta"]["python"].startswith("3.8.")
+    assert report["service"]["value"]["pid"] == backend.pid
+    assert report["port"]["value"]["owned_by_service"] is True
+    assert report["local_health"]["value"]["status"] == 200
+    unknown_by_crash = [n for n in CHECK_NAMES if (report[n]["error"] or "").startswith("check raised")]
+    assert unknown_by_crash == []
+
+
+def test_plain_json_argument_is_accepted(tmp_path):
+    params = base_params(tmp_path, free_port(), "gwtest-nothing")
+    code, report, _ = run_script(None, raw_arg=json.dumps(params))
+    assert code == 0
+    assert_report_shape(report)
+
+
+@pytest.mark.parametrize("arg, field", [
+    ('{"backend_port": "80; rm -rf /"}', "backend_port"),
+    ('{"backend_port": 70000}', "backend_port"),
+    ('{"service": "-x"}', "service"),
+    ('{"nginx_error_log": "/var/log/../../etc/shadow"}', "nginx_error_log"),
+    ('{"process_match": "a;b"}', "process_match"),
+    ('{"backend_host": "example.com"}', "backend_host"),
+    ('{"surprise": 1}', "surprise"),
+    ('{"service_manager": "supervisor"}', "service"),
+    ("b64:!!!", "(argument)"),
+    ("[1, 2]", "(argument)"),
+])
+def test_bad_params_give_an_error_document_and_exit_2(arg, field):
+    code, doc, _ = run_script(None, raw_arg=arg)
+    assert code == 2
+    assert doc["field"] == field
+    assert field in doc["error"] or field == "(argument)"
+    assert "service" not in doc
+
+
+def test_no_argument_is_an_error_document():
+    proc = subprocess.run([sys.executable, str(script_path())], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert json.loads(proc.stdout)["field"] == "(argument)"
