@@ -261,6 +261,7 @@ def test_params_for_the_ssm_document_are_fixed_fields():
     assert remediation_params("start_proxy", host) == {
         "action": "start_proxy", "argv": ["systemctl", "start", "nginx"], "service_manager": "systemd",
         "service": "app", "proxy_service": "nginx", "supervisor_config": None,
+        "nginx_bin": "nginx", "nginx_conf": None, "nginx_prefix": None,
     }
 
 
@@ -341,3 +342,18 @@ def test_the_shipped_catalogue_loads_and_never_offers_a_forbidden_verb():
         for argv in action.commands.values():
             flat = [e for part in argv for e in (part if isinstance(part, list) else [part])]
             assert not forbidden & set(flat)
+
+
+def test_params_feed_the_ssm_remediation_document_unchanged():
+    from gatewatch.runner.ssm import SSMRunner
+
+    host = make_target(host={"instance_id": "i-0123456789abcdef0", "service": "bandarupay-backend",
+                             "service_manager": "supervisor", "supervisor_config": "/etc/supervisor/gw.conf",
+                             "nginx_conf": "/etc/nginx/nginx.conf"}).host
+    for action in CATALOGUE.actions:
+        document = SSMRunner.remediation_parameters(host, action, remediation_params(action, host))
+        assert document == {
+            "Action": [action], "ServiceManager": ["supervisor"], "Service": ["bandarupay-backend"],
+            "ProxyService": ["nginx"], "SupervisorConfig": ["/etc/supervisor/gw.conf"], "NginxBin": ["nginx"],
+            "NginxConf": ["/etc/nginx/nginx.conf"], "NginxPrefix": [""],
+        }

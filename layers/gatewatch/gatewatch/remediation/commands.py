@@ -93,8 +93,9 @@ def commands_for(action: str, host: Host | None) -> list[str]:
 
 
 def remediation_params(action: str, host: Host) -> dict[str, Any]:
-    """What a runner needs: the argv (local runner) and the fixed, validated fields (the SSM remediation document
-    takes ``action`` as a name from a fixed list plus these values, never the argv)."""
+    """What a runner needs: the argv (for display; LocalRunner rebuilds it) and the fixed, validated fields, named
+    as ``SSMRunner.remediation_parameters`` reads them (the SSM document takes ``action`` as a name from a fixed
+    list plus these values, never an argv)."""
     return {
         "action": action,
         "argv": commands_for(action, host),
@@ -102,6 +103,9 @@ def remediation_params(action: str, host: Host) -> dict[str, Any]:
         "service": host.service,
         "proxy_service": host.proxy_service,
         "supervisor_config": host.supervisor_config,
+        "nginx_bin": host.nginx_bin,
+        "nginx_conf": host.nginx_conf,
+        "nginx_prefix": host.nginx_prefix,
     }
 
 
