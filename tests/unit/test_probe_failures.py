@@ -150,3 +150,10 @@ def test_close_delimited_http10_body_is_read_to_the_end():
     with LoopbackServer(raw_reply(b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{\"ok\": true}")) as s:
         r = probe_url(s.url(), timeout_s=3)
     assert r.ok and r.http.version == "HTTP/1.0" and r.http.json == {"ok": True}
+
+
+@pytest.mark.parametrize("url", ["ftp://files.lab.test/", "http://api.lab.test:99999/", "http:///no-host"])
+def test_unusable_urls_are_reported_not_raised(url):
+    r = probe_url(url, resolver=StaticResolver({}))
+    assert (r.status, r.reason, r.phase) == ("down", "protocol_error", "request")
+    assert "unusable URL" in r.error

@@ -103,9 +103,12 @@ def probe_url(
     payload = body.encode("utf-8") if isinstance(body, str) else body
     response: Response | None = None
     try:
+        _check_url(url)
         response = attempt.follow(url, method.upper(), dict(headers or {}), payload, max_redirects, resolve_to)
     except ProbeFailure as failure:
         result.fail(failure.reason, failure.phase, failure.error)
+    except Exception as exc:  # noqa: BLE001 - one odd server must not sink a whole round; the result says what
+        result.fail("protocol_error", "request", f"unexpected {type(exc).__name__}: {str(exc)[:200]}")
     finally:
         WATCHDOG.cancel(token)
         guard.close()
@@ -228,6 +231,16 @@ class _Attempt:
             return None
         return describe(der, host, self.clock.now(), verified=False, verify_error=message,
                         version=version, cipher=cipher[0] if cipher else None)
+
+
+def _check_url(url: str) -> None:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise ProbeFailure("protocol_error", "request", f"unusable URL {url[:200]!r}: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ProbeFailure("protocol_error", "request", f"unusable URL {url[:200]!r}: need http(s)://host/...")
 
 
 def _judge(result: ProbeResult, response: Response, exp: Expectations, max_redirects: int) -> None:
