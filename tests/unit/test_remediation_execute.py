@@ -6,14 +6,17 @@ import multiprocessing
 import threading
 from datetime import UTC, datetime
 
+import boto3
 import pytest
 import yaml
+from moto import mock_aws
 
+from gatewatch.aws.template_schema import create_table_from_template, load_template
 from gatewatch.clock import FakeClock
 from gatewatch.config import load_config_text
 from gatewatch.remediation import Decision, Ticket, begin, conclude, execute, finish_run, plan, story
 from gatewatch.runner.base import RunResult
-from gatewatch.store import SQLiteStore
+from gatewatch.store import DynamoDBStore, SQLiteStore
 
 START = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 LAB_HOST = {
@@ -54,11 +57,21 @@ class FakeRunner:
         return self.result
 
 
-@pytest.fixture()
-def store(tmp_path):
-    s = SQLiteStore(tmp_path / "gw.db")
-    yield s
-    s.close()
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def store(request, tmp_path, monkeypatch):
+    """Every guard against both adapters of the store port: SQLite, and DynamoDB on moto (the template's table)."""
+    if request.param == "sqlite":
+        s = SQLiteStore(tmp_path / "gw.db")
+        yield s
+        s.close()
+        return
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.setenv(key, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        create_table_from_template(client, load_template(), "gatewatch-remediation")
+        yield DynamoDBStore("gatewatch-remediation", client=client)
 
 
 @pytest.fixture()
