@@ -236,10 +236,11 @@ class Lab:
                 with contextlib.suppress(LabError, SupervisorError, OSError):
                     FAULTS[injected].heal(self)
             self._baseline()
-            self._fresh_logs()
             state["faults"] = []
         self._save_state(state)
         self.wait_healthy(wait_s)
+        if name is None:
+            self._fresh_logs()  # after the site answers again: lines from the heal itself are not the next fault's
 
     # ---- helpers the faults use --------------------------------------------------------------------------------
     def request(self, method: str, path: str, body: bytes | None = None,
@@ -290,9 +291,15 @@ class Lab:
     def write_nginx(self, site: NginxSite = NginxSite()) -> None:  # noqa: B008 - frozen dataclass
         self.paths.nginx_conf.write_text(nginx_conf(self.paths, site))
 
-    def reload_nginx(self) -> None:
-        """Like ``nginx -s reload``: the master re-reads the file; workers with the old one finish and leave."""
+    def reload_nginx(self, wait_s: float = 10.0) -> None:
+        """Like ``nginx -s reload``, then wait until every worker of the old configuration has left, so the next
+        request is served by the new one (an old worker would answer a settle check with the old behaviour)."""
+        master = self.sup.pid("nginx")
+        old = _children(master) if master else set()
         self.sup.signal("nginx", "HUP")
+        if master:
+            self._wait(lambda: bool(_children(master)) and not (_children(master) & old), wait_s,
+                       f"nginx did not replace its workers within {wait_s:g} s after a reload")
 
     def backend_pid(self) -> int | None:
         return self.sup.pid(SERVICE)
@@ -431,8 +438,8 @@ class Lab:
         self._ensure_edge()
 
     def _fresh_logs(self) -> None:
-        for log in (self.paths.app_log, self.paths.nginx_error_log):
-            if log.exists():
+        for log in (self.paths.app_log, self.paths.nginx_error_log, self.paths.logs / "supervisord.log"):
+            if log.exists() and log.stat().st_size:
                 shutil.copyfile(log, log.with_name(log.name + ".prev"))
                 with open(log, "r+b") as fh:  # every writer appends (O_APPEND), so truncating in place is safe
                     fh.truncate(0)
@@ -492,6 +499,19 @@ def _cmdline(pid: int) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return b""
+
+
+def _children(pid: int) -> set[int]:
+    """Live child pids of ``pid`` (nginx's workers), from /proc."""
+    out = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[1] == str(pid) and fields[0] not in ("Z", "X"):
+            out.add(int(stat.parent.name))
+    return out
 
 
 def _kill(pid: int, sig: int) -> None:
