@@ -191,3 +191,15 @@ def test_reasons_vocabulary_is_the_data_model():
     assert REASONS == ("dns_error", "connect_refused", "connect_timeout", "tls_error", "timeout", "http_5xx_edge",
                        "http_5xx_origin", "http_status", "assertion_failed", "body_too_large", "protocol_error")
     assert set(CLOUDFLARE_CODES) == {520, 521, 522, 523, 524, 525, 526, 530}
+
+
+def test_document_keys_follow_the_data_model(site):
+    d = probe_url(site.url("/health")).to_dict()
+    assert set(d) == {"url", "method", "started_at", "status", "ok", "degraded", "reason", "phase", "error",
+                      "timings_ms", "remote", "tls", "http", "cloudflare", "redirects", "assertions"}
+    assert set(d["timings_ms"]) >= {"dns", "connect", "tls", "ttfb", "transfer", "total"}
+    assert set(d["remote"]) == {"ip", "family", "port"}
+    assert set(d["http"]) == {"status", "reason", "version", "headers", "body_excerpt", "body_bytes",
+                              "body_truncated", "json"}
+    assert set(d["cloudflare"]) == {"edge", "ray", "colo", "code", "meaning"}
+    assert d["started_at"].endswith("Z")

@@ -34,6 +34,8 @@ def test_ca_signed_certificate_verifies_and_is_described(certs):
         r = probe(s, certs)
     assert r.ok and r.http.json == {"status": "ok"}
     tls = r.to_dict()["tls"]
+    assert set(tls) >= {"version", "cipher", "subject", "issuer", "sans", "not_before", "not_after", "days_to_expiry",
+                        "self_signed", "verified", "verify_error", "hostname_match"}
     assert tls["verified"] is True and tls["verify_error"] is None and tls["hostname_match"] is True
     assert tls["version"] in ("TLSv1.2", "TLSv1.3") and tls["cipher"]
     assert tls["subject"] == "CN=api.lab.test" and tls["issuer"] == "CN=gatewatch test CA"
