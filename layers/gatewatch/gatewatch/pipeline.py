@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from gatewatch.clock import Clock, iso, parse_iso
+from gatewatch.clock import Clock, iso
 from gatewatch.config.models import Config, Target
 from gatewatch.facts import build_facts, config_section, openapi_paths, openapi_url
-from gatewatch.incidents import OPENED, RESOLVED, apply_result
+from gatewatch.incidents import OPENED, RESOLVED, apply_result, resolve_auto_remediated
 from gatewatch.messages import incident_opened, incident_resolved
 from gatewatch.probe import probe_targets, probe_url
 from gatewatch.runner.base import CommandRunner
@@ -40,6 +40,7 @@ class RoundReport:
     verdict: dict[str, Any] | None = None
     remediation: dict[str, Any] | None = None
     transient: bool = False
+    latency_ms: float | None = None
     facts: dict[str, Any] | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -106,6 +107,8 @@ class Pipeline:
         self.runner_for = runner_for
         self.resolver = resolver
         self.remediator = remediator
+        # what to do when an incident opens: diagnose here (local) or hand it to a state machine (AWS)
+        self.on_open: Callable[[Target, dict[str, Any], str, RoundReport], None] = self._open
 
     # -- one round -------------------------------------------------------------------------------------------
     def run_once(self, targets: list[Target] | None = None) -> list[RoundReport]:
@@ -121,11 +124,12 @@ class Pipeline:
             reason=probe.get("reason"), total_ms=(probe.get("timings_ms") or {}).get("total"), result=outside,
         ))
         report = RoundReport(target.name, outside["status"], probe.get("reason"),
-                             transient=bool(outside.get("transient")))
+                             transient=bool(outside.get("transient")),
+                             latency_ms=(probe.get("timings_ms") or {}).get("total"))
         transition = self._advance_state(target, up=outside["status"] != "down")
         report.incident_id = transition.incident_id
         if transition.event == OPENED:
-            self._open(target, outside, transition.incident_id, report)
+            self.on_open(target, outside, transition.incident_id, report)
         elif transition.event == RESOLVED:
             self._resolve(target, transition.incident_id, transition.duration_s, report)
         return report
@@ -165,21 +169,12 @@ class Pipeline:
 
     def _finish_auto_remediated(self, target: Target, incident_id: str, report: RoundReport,
                                 remediation: dict[str, Any]) -> None:
-        """A verified fix resolves the incident now (the state goes UP), as auto-remediated."""
-        for _ in range(5):
-            state = self.store.get_state(target.name)
-            if state is None or state.incident_id != incident_id:
-                return
-            new = TargetState(**{**state.to_dict(), "status": "UP", "incident_id": None, "since": self.clock.iso(),
-                                 "consecutive_failures": 0, "consecutive_successes": 0})
-            try:
-                self.store.put_state(new, expected_version=state.version)
-                break
-            except ConflictError:
-                continue
+        duration = resolve_auto_remediated(self.store, self.clock, target.name, incident_id)
         incident = self.store.get_incident(incident_id)
-        duration = (self.clock.now() - parse_iso(incident.opened_at)).total_seconds() if incident else None
-        self._resolve(target, incident_id, duration, report, resolution="auto_remediated")
+        report.event = RESOLVED
+        subject, text = incident_resolved(incident_id, target.name, duration, "auto_remediated",
+                                          incident.category if incident else None)
+        self._notify("remediated", target.name, incident_id, subject, text, {"remediation": remediation})
 
     def _resolve(self, target: Target, incident_id: str | None, duration_s: float | None, report: RoundReport,
                  resolution: str = "recovered") -> None:

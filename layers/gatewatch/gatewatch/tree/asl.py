@@ -90,7 +90,7 @@ def _lambda_task(function_sub: str, result_selector: dict[str, str], result_path
     return state
 
 
-def _ssm_poll(prefix: str, document_sub: str, parameters: dict[str, Any], timeout_s: int, poll_s: int,
+def _ssm_poll(prefix: str, document_sub: str, parameters: dict[str, Any] | str, timeout_s: int, poll_s: int,
               max_polls: int, on_success: str, on_other: str) -> dict[str, Any]:
     """SendCommand -> Wait -> GetCommandInvocation until a terminal status or ``max_polls``.
 
@@ -106,7 +106,7 @@ def _ssm_poll(prefix: str, document_sub: str, parameters: dict[str, Any], timeou
             "Parameters": {
                 "DocumentName": f"${{{document_sub}}}",
                 "InstanceIds.$": "States.Array($.host.instance_id)",
-                "Parameters": parameters,
+                **({"Parameters.$": parameters} if isinstance(parameters, str) else {"Parameters": parameters}),
                 "TimeoutSeconds": timeout_s,
                 "Comment.$": "States.Format('gatewatch {}', $.incident_id)",
             },
@@ -253,16 +253,16 @@ def build_definition(tree: Tree) -> dict[str, Any]:
         "Choices": [{"Variable": "$.guard.allowed", "BooleanEquals": True, "Next": "FixSend"}],
         "Default": "RecordOutcome",
     }
-    states |= _ssm_poll("Fix", "RemediationDocumentName", {"Action.$": "$.guard.parameters.Action",
-                                                           "ServiceManager.$": "$.guard.parameters.ServiceManager",
-                                                           "Service.$": "$.guard.parameters.Service",
-                                                           "ProxyService.$": "$.guard.parameters.ProxyService",
-                                                           "SupervisorConfig.$":
-                                                               "$.guard.parameters.SupervisorConfig"},
-                        120, REMEDIATION_POLL_SECONDS, MAX_REMEDIATION_POLLS, "Settle", "RecordOutcome")
-    states["Settle"] = {"Type": "Wait", "SecondsPath": "$.guard.settle_s", "Next": "Reprobe"}
+    # the GuardFunction returns the remediation document's parameters as SSM wants them: {Name: [value]}
+    states |= _ssm_poll("Fix", "RemediationDocumentName", "$.guard.parameters", 120, REMEDIATION_POLL_SECONDS,
+                        MAX_REMEDIATION_POLLS, "Settle", "RecordOutcome")
+    states["Settle"] = {"Type": "Wait", "SecondsPath": "$.guard.settle_s", "Next": "VerifySend"}
+    # verification: the on-box checks again (their local health check) and then the outside probe
+    states |= _ssm_poll("Verify", "OnboxDocumentName", {"Params.$": "States.Array($.onbox_params)"}, 60,
+                        POLL_SECONDS, MAX_POLLS, "Reprobe", "Reprobe")
     states["Reprobe"] = _lambda_task(
-        "ReprobeFunctionArn", {"result.$": "$.Payload"}, "$.reprobe", "RecordOutcome", "RecordOutcome"
+        "ReprobeFunctionArn", {"probe.$": "$.Payload.probe", "health.$": "$.Payload.health"}, "$.reprobe",
+        "RecordOutcome", "RecordOutcome",
     )
     states["RecordOutcome"] = _lambda_task(
         "RecordFunctionArn",

@@ -1,0 +1,65 @@
+"""Adapters the Lambda handlers share: the targets file from Parameter Store, the DynamoDB store, SNS.
+
+Everything is built lazily and cached per container (module scope in the handler), and configured from the
+template's Globals: an explicit argument beats an environment variable.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Any
+
+from gatewatch.config import Config, load_config_text
+
+CONFIG_MAX_AGE_S = 300  # Powertools' parameter cache: a changed targets file is picked up within 5 minutes
+
+
+def env(name: str, default: str | None = None) -> str:
+    value = os.environ.get(name, default)
+    if value is None:
+        raise RuntimeError(f"environment variable {name} is not set (it comes from infra/template.yaml Globals)")
+    return value
+
+
+def load_targets(parameter_name: str | None = None) -> Config:
+    """The targets YAML from SSM Parameter Store (SecureString allowed), cached by Powertools Parameters."""
+    from aws_lambda_powertools.utilities import parameters
+
+    name = parameter_name or env("TARGETS_PARAMETER")
+    text = parameters.get_parameter(name, decrypt=True, max_age=CONFIG_MAX_AGE_S)
+    return load_config_text(text, source=f"ssm:{name}", environ=os.environ)
+
+
+@lru_cache(maxsize=1)
+def store() -> Any:
+    from gatewatch.store.dynamodb import DynamoDBStore
+
+    return DynamoDBStore(env("TABLE_NAME"))
+
+
+@lru_cache(maxsize=1)
+def notifier() -> Any:
+    from gatewatch.notify import SNSNotifier
+
+    return SNSNotifier(env("TOPIC_ARN"))
+
+
+def ceiling() -> str:
+    value = env("REMEDIATION_CEILING", "suggest")
+    return value if value in ("off", "suggest", "auto") else "off"
+
+
+def start_execution(incident_id: str, payload: dict[str, Any], client: Any = None) -> bool:
+    """Start the diagnosis named after the incident; False when that execution already exists (a retry)."""
+    import json
+
+    import boto3
+
+    sfn = client or boto3.client("stepfunctions")
+    try:
+        sfn.start_execution(stateMachineArn=env("STATE_MACHINE_ARN"), name=incident_id,
+                            input=json.dumps(payload, default=str))
+    except sfn.exceptions.ExecutionAlreadyExists:
+        return False
+    return True

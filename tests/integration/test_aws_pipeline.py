@@ -1,0 +1,152 @@
+"""The AWS deployment end to end, in moto: the ProbeFunction handler on a schedule tick, the state machine it
+starts (Lambda tasks dispatched in-process to the real handlers, SSM SendCommand running the generated on-box
+document's script on this machine), DynamoDB, SNS -> SQS, and the EMF metrics the handler prints."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from gatewatch.aws import runtime
+from gatewatch.tree import diagnose
+from tests.integration.conftest import ONBOX_DOCUMENT, REMEDIATION_DOCUMENT
+from tests.servers import Reply, http_server
+from tests.sfn_harness import render_definition
+
+INSTANCE = "i-0123456789abcdef0"
+PARAMETER = "/gatewatch/targets"
+HANDLERS = {"gatewatch-facts": "facts", "gatewatch-record": "record", "gatewatch-guard": "guard",
+            "gatewatch-reprobe": "reprobe"}
+
+
+def context(name: str) -> SimpleNamespace:
+    return SimpleNamespace(function_name=name, memory_limit_in_mb=256, aws_request_id="req-1",
+                           invoked_function_arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}")
+
+
+@pytest.fixture
+def deployed(aws, table, topic_and_queue, ssm_executor, lambda_dispatch, monkeypatch, tmp_path):
+    """The stack's resources, created the way the template wires them."""
+    ssm, sfn, iam, lam = aws.client("ssm"), aws.client("stepfunctions"), aws.client("iam"), aws.client("lambda")
+    ssm_executor.create_gatewatch_documents(ssm)
+    ssm_executor.add_instance(INSTANCE)
+    role = iam.create_role(RoleName="gw", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    for name, module in HANDLERS.items():
+        lam.create_function(FunctionName=name, Runtime="python3.12", Role=role, Handler="app.handler",
+                            Code={"ZipFile": b"dispatched in-process"})
+        handler = importlib.import_module(f"functions.{module}.app").handler
+        lambda_dispatch[name] = handler
+    subs = {
+        "OnboxDocumentName": ONBOX_DOCUMENT, "RemediationDocumentName": REMEDIATION_DOCUMENT,
+        "TopicArn": topic_and_queue.topic_arn,
+        **{f"{m.capitalize()}FunctionArn": f"arn:aws:lambda:us-east-1:123456789012:function:{n}"
+           for n, m in HANDLERS.items()},
+    }
+    machine = sfn.create_state_machine(name="gatewatch-diagnose", roleArn=role,
+                                       definition=render_definition(subs))["stateMachineArn"]
+    for key, value in {"TABLE_NAME": table, "TOPIC_ARN": topic_and_queue.topic_arn, "TARGETS_PARAMETER": PARAMETER,
+                       "REMEDIATION_CEILING": "suggest", "STATE_MACHINE_ARN": machine,
+                       "POWERTOOLS_TRACE_DISABLED": "1", "POWERTOOLS_METRICS_NAMESPACE": "Gatewatch",
+                       "POWERTOOLS_SERVICE_NAME": "gatewatch"}.items():
+        monkeypatch.setenv(key, value)
+    runtime.store.cache_clear()
+    runtime.notifier.cache_clear()
+    from aws_lambda_powertools.utilities import parameters
+
+    parameters.clear_caches()
+    yield SimpleNamespace(ssm=ssm, sfn=sfn, machine=machine, queue=topic_and_queue, executor=ssm_executor)
+    runtime.store.cache_clear()
+    runtime.notifier.cache_clear()
+
+
+def put_targets(ssm, url: str, backend_port: int) -> None:
+    ssm.put_parameter(Name=PARAMETER, Type="String", Overwrite=True, Value=f"""
+targets:
+  - name: api
+    url: {url}
+    method: POST
+    timeout_s: 3
+    expect: {{status: [200, 401]}}
+    confirm: {{retries: 0}}
+    alerting: {{failure_threshold: 1, success_threshold: 1}}
+    host:
+      instance_id: {INSTANCE}
+      service: gatewatch-test-backend
+      service_manager: command
+      process_match: gatewatch-test-no-such-process
+      backend_port: {backend_port}
+      nginx_port: 1
+      nginx_error_log: /nonexistent/gatewatch/error.log
+""")
+
+
+def wait_for_execution(sfn, machine: str, timeout_s: float = 90.0) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        executions = sfn.list_executions(stateMachineArn=machine)["executions"]
+        if executions and all(e["status"] != "RUNNING" for e in executions):
+            return sfn.describe_execution(executionArn=executions[0]["executionArn"])
+        time.sleep(0.2)
+    raise AssertionError("the diagnosis did not finish")
+
+
+def test_probe_tick_to_verdict_notification_and_metrics(deployed, capsys):
+    probe = importlib.import_module("functions.probe.app")
+    with http_server({"/api/v1/auth/demo-login": Reply(502, "<html>502 Bad Gateway</html>",
+                                                       {"Server": "nginx"})}) as site:
+        put_targets(deployed.ssm, site.url("/api/v1/auth/demo-login"), site.port)
+        # two scheduled invocations race: exactly one execution may start
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(probe.handler({}, context("probe"))))
+                   for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        desc = wait_for_execution(deployed.sfn, deployed.machine)
+    executions = deployed.sfn.list_executions(stateMachineArn=deployed.machine)["executions"]
+    assert len(executions) == 1, "a racing second invocation must not start a second diagnosis"
+    opened = [e for r in results for e in r["events"] if e["event"] == "opened"]
+    assert len(opened) == 1 and executions[0]["name"] == opened[0]["incident_id"]
+    assert desc["status"] == "SUCCEEDED", desc.get("cause")
+
+    # the on-box document really ran on this "instance"
+    [run] = [r for r in deployed.executor.runs if r.document == ONBOX_DOCUMENT]
+    assert run.invocation["Status"] == "Success"
+    report = json.loads(run.invocation["StandardOutputContent"])
+    assert report["schema"] == 1 and report["port"]["value"]["listening"] is True
+
+    # the verdict landed in DynamoDB, and equals the Python walker's over the stored facts
+    incident = runtime.store().get_incident(opened[0]["incident_id"])
+    assert incident.verdict and incident.facts["onbox"]["schema"] == 1
+    assert incident.verdict["category"] == diagnose(incident.facts)["category"]
+    assert incident.verdict["path"] == diagnose(incident.facts)["path"]
+
+    # the notification reached the topic's subscriber
+    [message] = deployed.queue.read(expect=1)
+    assert message["Subject"].startswith("[gatewatch] DOWN api:")
+    assert "What the outside sees: POST" in message["Message"] and incident.verdict["title"] in message["Message"]
+
+    # metrics as CloudWatch EMF on stdout: two per target plus the global ones
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    names = {m["Name"] for doc in emf for d in doc["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
+    assert {"ProbeSuccess", "Latency", "TargetsDown", "Heartbeat"} <= names
+    assert any(doc.get("target") == "api" and doc.get("ProbeSuccess") == [0.0] for doc in emf)
+
+
+def test_unregistered_instance_is_host_unreachable(deployed):
+    probe = importlib.import_module("functions.probe.app")
+    deployed.executor.instances[INSTANCE].online = False
+    with http_server({"/api/v1/auth/demo-login": Reply(502, "bad", {"Server": "nginx"})}) as site:
+        put_targets(deployed.ssm, site.url("/api/v1/auth/demo-login"), site.port)
+        result = probe.handler({}, context("probe"))
+        desc = wait_for_execution(deployed.sfn, deployed.machine)
+    assert desc["status"] == "SUCCEEDED", desc.get("cause")
+    incident = runtime.store().get_incident(result["events"][0]["incident_id"])
+    assert incident.verdict["category"] == "host_unreachable"
+    assert incident.facts["onbox_error"]["reason"] == "unreachable"
