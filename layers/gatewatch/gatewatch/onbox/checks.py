@@ -1275,11 +1275,6 @@ def check_nginx(ctx):
              "proxy_buffer_size": None, "config_newer_than_master": None, "listen": [], "config_files": []}
     evidence = []
     errors = []
-    log = {"signatures": [], "primary": None}
-    try:
-        log = _nginx_error_log(p, value, evidence)
-    except Exception as exc:  # noqa: BLE001 - the log is one part; the rest of the check still reports
-        value["error_log"] = {"path": p["nginx_error_log"], "readable": False, "error": _errtext(exc)}
     try:
         master, workers, n_masters = _nginx_processes(ctx)
     except OSError as exc:
@@ -1364,6 +1359,13 @@ def check_nginx(ctx):
                 value["config_newer_than_master"] = newest[0] > loaded_at + 1
                 if value["config_newer_than_master"]:
                     evidence.append("%s changed after the running workers started: not loaded yet" % newest[1])
+    # Read the error log last, after our own request through nginx: its error line is then evidence too.
+    ctx.wait_for("local_endpoint", reserve_s=1.5)
+    log = {"signatures": [], "primary": None}
+    try:
+        log = _nginx_error_log(p, value, evidence)
+    except Exception as exc:  # noqa: BLE001 - the log is one part; the rest of the check still reports
+        value["error_log"] = {"path": p["nginx_error_log"], "readable": False, "error": _errtext(exc)}
     failing = (not value["running"] or value["config_test_ok"] is False or value["matches_backend"] is False
                or any(not s["exists"] for s in value["unix_sockets"]))
     status = FAIL if failing else OK
