@@ -124,7 +124,10 @@ class Watchdog:
                     continue
                 heapq.heappop(self._heap)
                 callback = self._pending.pop(token)
-            callback()  # outside the lock; SocketGuard.fire takes its own lock
+            try:
+                callback()  # outside the lock; SocketGuard.fire takes its own lock
+            except Exception:  # noqa: BLE001, S110 - a failing callback must not stop the watchdog for everyone
+                pass
 
 
 WATCHDOG = Watchdog()
