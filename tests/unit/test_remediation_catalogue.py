@@ -160,6 +160,23 @@ def test_reload_is_allowed_when_the_error_log_upstream_differs_from_nginx_T(stor
 
 
 @pytest.mark.parametrize(
+    ("logged", "on_disk"),
+    [
+        ("http://127.0.0.1:8000/health", ("localhost", 8000)),  # nginx logs the resolved address
+        ("http://[::1]:8000/health", ("[::1]", 8000)),
+        ("http://[::1]:8000/health", ("::1", 8000)),
+        ("http://unix:/run/app.sock:/health", (None, None)),
+    ],
+)
+def test_the_same_upstream_written_differently_is_not_a_stale_config(store, clock, logged, on_disk):
+    fx = facts(newer=None, signatures=[logged], targets=[on_disk])
+    if on_disk == (None, None):
+        fx["onbox"]["nginx"]["value"]["targets"] = [{"host": None, "port": None, "unix": "/run/app.sock"}]
+    d = decide(store, clock, "proxy_upstream_mismatch", "reload_proxy", fx)
+    assert (d.allowed, d.guard) == (False, "precondition:running_config_stale")
+
+
+@pytest.mark.parametrize(
     ("fx", "words"),
     [
         (facts(newer=False), "already uses the configuration on disk"),

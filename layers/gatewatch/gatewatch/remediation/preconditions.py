@@ -63,6 +63,7 @@ def _hostport(url: str) -> str | None:
 
 
 def _target_keys(targets: list[Any]) -> set[str]:
+    """nginx -T's targets as the error log would name them: resolved addresses, IPv6 without brackets."""
     keys = set()
     for t in targets:
         if not isinstance(t, Mapping):
@@ -70,7 +71,9 @@ def _target_keys(targets: list[Any]) -> set[str]:
         if t.get("unix"):
             keys.add(f"unix:{t['unix']}")
         elif t.get("host") is not None:
-            keys.add(f"{t['host']}:{t.get('port') or 80}")
+            host, port = str(t["host"]).strip("[]").lower(), t.get("port") or 80
+            for name in ("127.0.0.1", "::1") if host == "localhost" else (host,):
+                keys.add(f"{name}:{port}")
     return keys
 
 
