@@ -248,6 +248,33 @@ def test_two_incidents_on_one_host_in_threads_run_exactly_one_fix(tmp_path, cloc
         s.close()
 
 
+def test_incidents_on_different_hosts_do_not_block_each_other(tmp_path, clock):
+    """The lease is per host: while one host's fix runs, another host's fix runs too."""
+    db = tmp_path / "gw.db"
+    stores = [SQLiteStore(db), SQLiteStore(db)]
+    targets = [load_config_text(yaml.safe_dump({"targets": [
+        {"name": f"api-{i}", "url": "http://127.0.0.1:18080/", "remediation": {"mode": "auto"},
+         "host": {**LAB_HOST, "netns": f"gwlab{i}"}}]})).targets[0] for i in range(2)]
+    decisions = [allowed(stores[i], clock, targets[i], f"inc-{i}") for i in range(2)]
+    both_running = threading.Barrier(2)  # each run waits until the other is running too: only if not serialised
+    runners = [FakeRunner(hold=lambda: both_running.wait(10)) for _ in range(2)]
+    outcomes = [None, None]
+
+    def worker(i):
+        outcomes[i] = execute(decisions[i], targets[i], runners[i], store=stores[i], clock=clock,
+                              reprobe=lambda: True, recheck=lambda: True)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert [o.result for o in outcomes] == ["verified", "verified"]
+    assert {d.host_key for d in decisions} == {"local:gwlab0", "local:gwlab1"}
+    for s in stores:
+        s.close()
+
+
 def _process_worker(db, incident, go, results):
     clock = FakeClock(START)
     store = SQLiteStore(db)
