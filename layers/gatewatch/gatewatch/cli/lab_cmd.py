@@ -30,6 +30,10 @@ def register(sub) -> None:
     lab_sub.add_parser("faults", help="list the faults the lab can inject")
 
     fault_names = _fault_names()
+    demo = lab_sub.add_parser("demo", help="bring the lab up, inject every fault, diagnose and fix it, print a table")
+    demo.add_argument("faults", nargs="*", choices=[[], *fault_names], metavar="FAULT",
+                      help="only these faults (default: all)")
+    demo.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
     inject = lab_sub.add_parser("inject", help="break the lab in one named way and wait until it shows")
     inject.add_argument("fault", choices=fault_names, metavar="FAULT", help="one of: " + ", ".join(fault_names))
     heal = lab_sub.add_parser("heal", help="heal one fault, or with no FAULT everything back to the baseline")
@@ -52,6 +56,14 @@ def run(args) -> int:
     action = args.lab_command
     if action == "faults":
         return _print_faults(args.json)
+    if action == "demo":
+        from lab.demo import run_demo
+
+        try:
+            return run_demo(args.faults or None, lab=Lab(dir=args.dir), keep=args.keep)
+        except LabError as exc:
+            print(f"gatewatch lab demo: {exc}", file=sys.stderr)
+            return exc.exit_code
     cloudflare = (not args.plain_edge) if action == "up" else None
     lab = Lab(dir=args.dir, cloudflare=cloudflare)
     try:
