@@ -44,7 +44,13 @@ def _context(verify: bool, ca_file: str | None, _stamp: int) -> ssl.SSLContext:
 
 def describe(der: bytes, host: str, now: datetime, *, verified: bool, verify_error: str | None,
              version: str | None, cipher: str | None, checked: bool = True) -> TlsInfo:
-    cert = x509.load_der_x509_certificate(der)
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        cert.not_valid_after_utc  # noqa: B018 - fail here, not half-way through
+    except Exception as exc:  # noqa: BLE001 - OpenSSL accepted what cryptography cannot parse: say so, keep going
+        return TlsInfo(version=version, cipher=cipher, subject=f"<unparseable certificate: {exc}>"[:200], issuer="",
+                       sans=[], not_before="", not_after="", days_to_expiry=0.0, self_signed=False,
+                       verified=verified, verify_error=verify_error, hostname_match=verified, checked=checked)
     not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
     sans = subject_alt_names(cert)
     return TlsInfo(
