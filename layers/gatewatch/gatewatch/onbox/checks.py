@@ -1479,6 +1479,7 @@ def check_app_log(ctx):
     if lines is None:
         return result(UNKNOWN, value, evidence, error or "no app_log configured and no service manager log")
     found = scan_app_log(lines)
+    evidence.append("%s: %d line(s) scanned" % (value["source"], len(lines)))
     if value["stale"]:
         evidence.append("%s not written in the last %d min: flags ignored" % (value["source"],
                                                                                p["log_window_minutes"]))
@@ -1514,8 +1515,17 @@ def _ports_in(spec: str, sep_range: str) -> list:
 def firewall_rules(text: str, tool: str, backend_port: int, web_ports) -> list:
     """DROP/REJECT rules that hit the backend port, the web ports, or all loopback traffic."""
     found = []
+    # Tables iptables-nft manages were already read through iptables -S: do not count their rules twice.
+    managed = set(re.findall(r"table (\S+ \S+) is managed by iptables-nft", text)) if tool == "nft" else set()
+    table = None
     for line in text.splitlines():
         rule = line.strip()
+        m = re.match(r"^table (\S+ \S+) \{", rule)
+        if m:
+            table = m.group(1)
+            continue
+        if table in managed:
+            continue
         if tool == "iptables":
             if not rule.startswith("-A "):
                 continue
@@ -1562,7 +1572,7 @@ def check_firewall(ctx):
                 errors.append("%s: %s" % (" ".join(argv), _short(res.text(), 160)))
                 continue
             worked = True
-            for r in firewall_rules(res.out, tool, p["backend_port"], web_ports):
+            for r in firewall_rules(res.out + "\n" + res.err, tool, p["backend_port"], web_ports):
                 r["tool"] = argv[0]
                 value["blocking_rules"].append(r)
         if worked:
