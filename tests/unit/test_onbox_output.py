@@ -105,3 +105,48 @@ def test_params_defaults_match_the_config_defaults():
     for key in ("service_manager", "backend_host", "backend_port", "health_path", "nginx_port", "nginx_bin",
                 "nginx_error_log", "log_window_minutes"):
         assert defaults[key] == getattr(host, key), key
+
+
+def test_localhost_upstream_matches_only_when_every_address_it_resolves_to_is_listened_on(monkeypatch):
+    monkeypatch.setattr(checks, "resolve_local", lambda name: ["::1", "127.0.0.1"] if name == "localhost" else [name])
+    p = _params(backend_port=8000)
+    target = {"host": "localhost", "port": 8000, "unix": None}
+    assert checks._target_matches(target, p, ["127.0.0.1"]) is False  # nginx also tries [::1]:8000 -> refused
+    assert checks._target_matches(target, p, ["127.0.0.1", "::1"]) is True
+    assert checks._target_matches(target, p, ["::"]) is True  # dual-stack wildcard
+    assert checks._target_matches({"host": "127.0.0.1", "port": 8000, "unix": None}, p, ["0.0.0.0"]) is True
+    assert checks._target_matches({"host": "127.0.0.1", "port": 8001, "unix": None}, p, ["0.0.0.0"]) is False
+    # Backend down (no listeners known): compare with the configured address instead.
+    assert checks._target_matches({"host": "127.0.0.1", "port": 8000, "unix": None}, p, []) is True
+    assert checks._target_matches({"host": "10.0.0.5", "port": 8000, "unix": None}, p, []) is False
+
+
+def test_pass_targets_expand_upstreams_and_parse_addresses():
+    ups = [{"name": "app", "servers": ["127.0.0.1:8000", "[::1]:8000", "unix:/run/app.sock", "backend.internal"]}]
+    assert checks.pass_targets("http://app", ups) == [
+        {"host": "127.0.0.1", "port": 8000, "unix": None}, {"host": "::1", "port": 8000, "unix": None},
+        {"host": None, "port": None, "unix": "/run/app.sock"}, {"host": "backend.internal", "port": 80, "unix": None}]
+    assert checks.pass_targets("https://10.0.0.5/api/", ups) == [{"host": "10.0.0.5", "port": 443, "unix": None}]
+    assert checks.pass_targets("http://unix:/run/x.sock:/", ups) == [{"host": None, "port": None,
+                                                                      "unix": "/run/x.sock"}]
+    assert checks.pass_targets("http://$upstream", ups)[0]["variable"] == "$upstream"
+
+
+def test_app_log_scan_finds_the_runbook_causes():
+    lines = [
+        "INFO:     Started server process [1234]",
+        "ERROR:    [Errno 98] error while attempting to bind on address ('127.0.0.1', 8000): address already in use",
+    ]
+    out = checks.scan_app_log(lines)
+    assert out["address_in_use"] and out["last_exception"]["type"] == "OSError"
+    out = checks.scan_app_log([
+        "Traceback (most recent call last):",
+        '  File "/srv/app/main.py", line 3, in <module>',
+        "psycopg.OperationalError: connection failed: connection to server at \"127.0.0.1\", port 5432 failed: "
+        "Connection refused",
+    ])
+    assert out["db_error"] and not out["address_in_use"] and not out["module_not_found"]
+    assert out["last_exception"]["type"] == "OperationalError"
+    assert out["last_exception"]["qualified_type"] == "psycopg.OperationalError"
+    assert checks.scan_app_log(["INFO: all good"]) == {"last_exception": None, "address_in_use": False,
+                                                       "module_not_found": False, "db_error": False}

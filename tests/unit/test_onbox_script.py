@@ -339,3 +339,35 @@ def test_no_argument_is_an_error_document():
     proc = subprocess.run([sys.executable, str(script_path())], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2
     assert json.loads(proc.stdout)["field"] == "(argument)"
+
+
+V6_HOLDER = r'''
+import socket, sys, time
+s = socket.socket(socket.AF_INET6)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+s.bind(("::1", int(sys.argv[1])))
+s.listen(8)
+time.sleep(120)
+'''
+
+
+def test_backend_on_ipv6_loopback_only_does_not_accept_127_0_0_1(tmp_path, procs):
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    port, marker = free_port(), f"gwtest-{uuid.uuid4().hex[:8]}"
+    holder = procs.python(V6_HOLDER, str(port), marker)
+    end = time.monotonic() + 10
+    while time.monotonic() < end:
+        try:
+            socket.create_connection(("::1", port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    code, report, _ = run_script(base_params(tmp_path, port, marker))
+    port_v = report["port"]["value"]
+    assert port_v["addresses"] == [f"[::1]:{port}"]
+    assert port_v["ipv6"] is True and port_v["ipv4"] is False
+    assert port_v["accepts_backend_host"] is False and port_v["owned_by_service"] is True
+    assert port_v["pid"] == holder.pid
+    assert report["port"]["status"] == "fail"
+    assert report["local_health"]["value"]["refused"] is True
