@@ -150,3 +150,15 @@ def test_app_log_scan_finds_the_runbook_causes():
     assert out["last_exception"]["qualified_type"] == "psycopg.OperationalError"
     assert checks.scan_app_log(["INFO: all good"]) == {"last_exception": None, "address_in_use": False,
                                                        "module_not_found": False, "db_error": False}
+
+
+@pytest.mark.parametrize("line, pid, comm", [
+    ("Out of memory: Killed process 4321 (uvicorn) total-vm:2097152kB, anon-rss:1048576kB, file-rss:0kB", 4321,
+     "uvicorn"),
+    ("Memory cgroup out of memory: Killed process 99 (python3) total-vm:10kB, anon-rss:5kB", 99, "python3"),
+    ("oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,global_oom,"
+     "task_memcg=/system.slice/app.service,task=gunicorn,pid=777,uid=33", 777, "gunicorn"),
+])
+def test_oom_kill_lines_name_the_victim(line, pid, comm):
+    m = checks.OOM_RE.search(line)
+    assert int(m.group(1) or m.group(4)) == pid and (m.group(2) or m.group(3)) == comm

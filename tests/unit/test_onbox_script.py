@@ -4,6 +4,8 @@ loopback: a backend that is healthy, sick, hung, or whose port another process h
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -371,3 +373,52 @@ def test_backend_on_ipv6_loopback_only_does_not_accept_127_0_0_1(tmp_path, procs
     assert port_v["pid"] == holder.pid
     assert report["port"]["status"] == "fail"
     assert report["local_health"]["value"]["refused"] is True
+
+
+FD_HOG = r'''
+import resource, socket, sys, time
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+s = socket.socket()
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(8)
+files = []
+try:
+    while True:
+        files.append(open("/dev/null"))
+except OSError:
+    pass
+files.pop().close()
+print("full", flush=True)
+time.sleep(120)
+'''
+
+
+def test_backend_out_of_file_descriptors(tmp_path, procs):
+    port, marker = free_port(), f"gwtest-{uuid.uuid4().hex[:8]}"
+    hog = procs.python(FD_HOG, str(port), marker)
+    wait_listening(port)
+    code, report, _ = run_script(base_params(tmp_path, port, marker))
+    res = report["resources"]
+    assert res["value"]["fds"]["backend"]["pid"] == hog.pid
+    assert res["value"]["fds"]["backend"]["limit"] == 64
+    assert res["value"]["fds"]["backend"]["open"] >= 61
+    assert res["value"]["fd_exhausted"] is True and res["status"] == "fail"
+    assert any("file descriptors" in e for e in res["evidence"])
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root and unshare (util-linux)")
+def test_full_disk_in_a_private_mount_namespace(tmp_path):
+    full = tmp_path / "full"
+    full.mkdir()
+    params = base_params(tmp_path, free_port(), "gwtest-none", extra_paths=[str(full)])
+    # The tmpfs exists only inside the private mount namespace of this one command: the host never sees it.
+    fill = ('mount -t tmpfs -o size=1m none "$1" && (head -c 2000000 /dev/zero > "$1/fill" || true) && '
+            'exec "$2" "$3" "$4"')
+    proc = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", fill, "sh", str(full),
+                           sys.executable, str(script_path()), encode_params(params)],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads(proc.stdout)["resources"]
+    disk = [d for d in res["value"]["disks"] if d["path"] == str(full)]
+    assert disk and disk[0]["used_pct"] >= 98 and disk[0]["full"] is True
+    assert res["value"]["disk_full"] is True and res["status"] == "fail"
