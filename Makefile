@@ -7,6 +7,7 @@ APT_PACKAGES := nginx postgresql iptables nftables iproute2 curl openssl procps
 STAMP := $(VENV)/.installed
 
 .PHONY: setup system-packages venv test test-unit test-lab lint demo probe-demo bench clean
+.PHONY: generate aws-tools infra-lint sam-build
 
 setup: system-packages venv
 
@@ -51,6 +52,50 @@ bench: venv
 
 demo: setup
 	$(BIN)/gatewatch lab demo
+
+# -- AWS: generated artefacts, offline template checks, sam build --------------------------------------------------
+# Each tool lives in its own environment so its pins never meet the project's: aws-sam-cli (with cfn-lint) in
+# .venv-tools, checkov in .venv-checkov, asl-validator under .tools (npm). Measured fresh: about 45 s, 40 s and 5 s.
+TOOLS_VENV := .venv-tools
+CHECKOV_VENV := .venv-checkov
+NPM_TOOLS := .tools
+ASL := infra/statemachine/diagnose.asl.json
+export SAM_CLI_TELEMETRY := 0
+# sam build needs python3.12 (the Lambda runtime) on PATH; Debian 12 has none, pyenv here does.
+PY312_BIN ?= $(lastword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin))
+
+generate: venv
+	$(BIN)/python -m gatewatch.aws.ssm_documents --write
+
+$(TOOLS_VENV)/.installed:
+	$(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/pip install -q -U pip
+	$(TOOLS_VENV)/bin/pip install -q aws-sam-cli cfn-lint
+	touch $@
+
+$(CHECKOV_VENV)/.installed:
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q -U pip
+	$(CHECKOV_VENV)/bin/pip install -q checkov
+	touch $@
+
+$(NPM_TOOLS)/node_modules/.bin/asl-validator:
+	npm install --prefix $(NPM_TOOLS) --no-audit --no-fund --loglevel=error asl-validator@4
+
+aws-tools: $(TOOLS_VENV)/.installed $(CHECKOV_VENV)/.installed $(NPM_TOOLS)/node_modules/.bin/asl-validator
+
+infra-lint: venv aws-tools
+	$(BIN)/python -m gatewatch.aws.ssm_documents --check
+	$(TOOLS_VENV)/bin/cfn-lint infra/template.yaml
+	$(TOOLS_VENV)/bin/sam validate --lint -t infra/template.yaml
+	$(CHECKOV_VENV)/bin/checkov -f infra/template.yaml --framework cloudformation --skip-download --quiet --compact
+	@if [ -f $(ASL) ]; then \
+	  echo "asl-validator $(ASL)"; $(NPM_TOOLS)/node_modules/.bin/asl-validator --json-path $(ASL); \
+	else echo "infra-lint: $(ASL) does not exist yet: ASL validation skipped"; fi
+
+sam-build: aws-tools
+	@test -n "$(PY312_BIN)" || { echo "sam-build: python3.12 not found (set PY312_BIN=/path/to/bin)"; exit 2; }
+	PATH="$(PY312_BIN):$$PATH" $(TOOLS_VENV)/bin/sam build --parallel --cached
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
