@@ -272,3 +272,20 @@ def test_claim_semantics(store):
 
     with pytest.raises(StoreError, match="no claim missing"):
         store.update_claim("missing", {})
+
+
+def test_a_store_that_cannot_be_read_fails_closed(tmp_path, clock):
+    from gatewatch.store import StoreError
+
+    class Flaky(SQLiteStore):
+        def list_actions(self, incident_id=None, target=None):
+            if target is not None:
+                raise StoreError("disk I/O error")
+            return super().list_actions(incident_id=incident_id, target=target)
+
+    store = Flaky(tmp_path / "gw.db")
+    d = plan(DOWN, FACTS, make_target(), store=store, clock=clock, incident_id="inc-1")
+    assert (d.allowed, d.would_run, d.guard) == (False, False, "store")
+    assert "the results store could not be read (disk I/O error); nothing runs without the guardrails" == d.reason
+    assert [r.decision for r in store.list_actions(incident_id="inc-1")] == ["considered", "refused"]
+    store.close()

@@ -24,6 +24,7 @@ from gatewatch.remediation.guards import (
     idempotency_key,
 )
 from gatewatch.store.base import ResultsStore
+from gatewatch.store.exceptions import StoreError
 
 MAX_EVIDENCE_ITEMS = 20
 
@@ -141,7 +142,10 @@ def plan(
         return finish(decision, audit.REFUSED)
 
     ctx = context_for(verdict, facts, target, store, now, incident_id, action, hkey)
-    refusal: Refusal | None = first_refusal(ctx)
+    try:
+        refusal: Refusal | None = first_refusal(ctx)
+    except StoreError as exc:  # the guards cannot see the history: fail closed
+        refusal = Refusal("store", f"the results store could not be read ({exc}); nothing runs without the guardrails")
     argv = next((p["evidence"]["argv"] for p in ctx.passed if p["guard"] == "host"), [])
     base.update(commands=argv, command_text=shlex.join(argv), passed=ctx.passed)
     if refusal is not None:
