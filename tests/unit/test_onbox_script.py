@@ -422,3 +422,24 @@ def test_full_disk_in_a_private_mount_namespace(tmp_path):
     disk = [d for d in res["value"]["disks"] if d["path"] == str(full)]
     assert disk and disk[0]["used_pct"] >= 98 and disk[0]["full"] is True
     assert res["value"]["disk_full"] is True and res["status"] == "fail"
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("runuser"), reason="needs root to drop to nobody")
+def test_without_permission_checks_say_unknown_with_the_reason(tmp_path, procs):
+    probe = subprocess.run(["runuser", "-u", "nobody", "--", "test", "-r", str(script_path())])
+    if probe.returncode != 0:
+        pytest.skip("the checkout is not readable by nobody")
+    port, marker = free_port(), f"gwtest-{uuid.uuid4().hex[:8]}"
+    procs.backend(port, "ok", marker)  # runs as root: nobody may not look inside it
+    params = dict(base_params(tmp_path, port, marker), nginx_error_log="/root/gatewatch-no-access/error.log")
+    proc = subprocess.run(["runuser", "-u", "nobody", "--", "/usr/bin/python3", str(script_path()),
+                           encode_params(params)], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert_report_shape(report)
+    assert report["firewall"]["status"] == "unknown" and "root" in report["firewall"]["error"]
+    assert report["port"]["value"]["listening"] is True and report["port"]["value"]["owned_by_service"] is None
+    assert "Permission denied" in report["resources"]["error"]
+    assert report["nginx"]["value"]["error_log"]["readable"] is False
+    assert report["local_health"]["status"] == "ok"
+    assert not [n for n in CHECK_NAMES if (report[n]["error"] or "").startswith("check raised")]

@@ -1296,6 +1296,10 @@ def check_nginx(ctx):
         test = run_cmd(ctx, argv + ["-t"], timeout=3.0)
         if test.error:
             errors.append("nginx -t: %s" % test.error)
+        elif not test.ok and "(13: Permission denied)" in test.text() and os.geteuid() != 0:
+            # Not a broken config: this user may not open nginx's files. Say so instead of "invalid".
+            value["config_test_output"] = _short(test.text(), 1000)
+            errors.append("nginx -t needs root here (permission denied): config not judged")
         else:
             value["config_test_ok"] = test.ok
             value["config_test_output"] = _short(test.text(), 1000)
@@ -1304,11 +1308,13 @@ def check_nginx(ctx):
             if dump.ok:
                 conf_text = dump.out
     if conf_text is None:
-        main = p["nginx_conf"] or (os.path.join(p["nginx_prefix"], "conf/nginx.conf") if p["nginx_prefix"]
-                                   else "/etc/nginx/nginx.conf")
-        if not main.startswith("/") and p["nginx_prefix"]:
-            main = os.path.join(p["nginx_prefix"], main)
-        conf_text = read_config_files(main, p["nginx_prefix"])
+        # The same files nginx itself would read: -p/-c from the parameters or the running master's command line.
+        prefix = argv[argv.index("-p") + 1] if "-p" in argv else None
+        main = argv[argv.index("-c") + 1] if "-c" in argv else None
+        main = main or (os.path.join(prefix, "conf/nginx.conf") if prefix else "/etc/nginx/nginx.conf")
+        if not main.startswith("/") and prefix:
+            main = os.path.join(prefix, main)
+        conf_text = read_config_files(main, prefix)
         if conf_text:
             evidence.append("config read from files (nginx -T unavailable)")
     if conf_text:
