@@ -53,15 +53,24 @@ class Row:
         return self.got == self.expect and (self.fix_expected is None or self.fix == self.fix_expected)
 
 
+def demo_target(lab: Lab):
+    """The lab's target with gatewatch's default guardrails (the lab file turns the cooldown off for tinkering)."""
+    target = lab.target()
+    policy = target.remediation.model_copy(update={"cooldown_minutes": 15, "max_per_day": 3})
+    return target.model_copy(update={"remediation": policy})
+
+
 def _one(lab: Lab, fault: str, store: SQLiteStore, out: TextIO, inject: bool = True) -> Row:
     expect = FAULTS[fault].expect if fault in FAULTS else FAULTS["backend_stopped"].expect
     row = Row(fault, expect, fix_expected=EXPECTED_FIX.get(fault))
     real = fault if fault in FAULTS else "backend_stopped"
+    messages = io.StringIO()
+    baseline = Pipeline(Config(targets=[demo_target(lab)]), store, ConsoleNotifier(stream=messages))
+    baseline.run_once()  # the healthy round before the fault: the target is UP in this store
     started = time.monotonic()
     if inject:
         lab.inject(real)
-    config = Config(targets=[lab.target()])
-    messages = io.StringIO()
+    config = Config(targets=[demo_target(lab)])
     pipeline = Pipeline(config, store, ConsoleNotifier(stream=messages))
     pipeline.remediator = Remediator(store, pipeline.clock, ceiling="auto", runner_for=pipeline.runner_for,
                                      settle_s=SETTLE_S)

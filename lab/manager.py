@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import pwd
+import re
 import resource
 import shutil
 import signal
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from gatewatch.config import Target, load_config
+from gatewatch.config.models import PATH_RE
 from lab.layout import (
     EDGE_HOST,
     EDGE_PORT,
@@ -67,11 +69,23 @@ def _postgres_bin() -> Path | None:
 
 
 class Lab:
-    def __init__(self, dir: str | os.PathLike[str] | None = None, netns: str = NETNS, cloudflare: bool | None = None):
-        """``cloudflare``: the edge emulates Cloudflare (default); None keeps the mode of the lab that is up."""
+    def __init__(self, dir: str | os.PathLike[str] | None = None, netns: str | None = None,
+                 cloudflare: bool | None = None, edge_port: int | None = None):
+        """None for ``netns``, ``cloudflare`` or ``edge_port`` keeps what the lab in ``dir`` was brought up with
+        (else the defaults: gwlab, Cloudflare emulation, 18080). Tests give their own so they never collide with a
+        lab a person runs."""
         self.paths = LabPaths(lab_dir(dir))
-        self.netns = netns
-        self.cloudflare = self._load_state().get("cloudflare", True) if cloudflare is None else cloudflare
+        if not PATH_RE.fullmatch(str(self.paths.root)):
+            raise LabError(f"the lab directory must be an absolute path of letters, digits and . _ / + - "
+                           f"(gatewatch's targets file only accepts those), got {str(self.paths.root)!r}")
+        state = self._load_state()
+        self.netns = state.get("netns", NETNS) if netns is None else netns
+        self.edge_port = int(state.get("edge_port", EDGE_PORT) if edge_port is None else edge_port)
+        self.cloudflare = bool(state.get("cloudflare", True) if cloudflare is None else cloudflare)
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,30}", self.netns):
+            raise LabError(f"netns must be a-z, 0-9, _ and - (up to 31 characters), got {self.netns!r}")
+        if not 1024 <= self.edge_port <= 65535:
+            raise LabError(f"edge_port must be from 1024 to 65535, got {self.edge_port!r}")
         self.sup = Supervisor(self.paths.supervisor_sock)
         self.toggles = Toggles(self.paths.toggles)
         self.python = sys.executable
@@ -81,6 +95,10 @@ class Lab:
     @property
     def targets_path(self) -> Path:
         return self.paths.targets
+
+    def targets_text(self, url_path: str = LOGIN_PATH) -> str:
+        """The lab's targets file (``url_path`` differs only for the wrong_route fault)."""
+        return targets_yaml(self.paths, self.netns, url_path, self.edge_port)
 
     def target(self) -> Target:
         """The lab's target as gatewatch loads it (re-read each time: the wrong_route fault rewrites the file)."""
@@ -137,16 +155,22 @@ class Lab:
             self._run([tools["ip"], "netns", "exec", self.netns, tools["supervisord"], "-c",
                        str(self.paths.supervisord_conf)])
             self._wait(self.sup.alive, 15, "supervisord did not come up; see " + str(self.paths.logs))
-            self._save_state({"faults": [], "cloudflare": self.cloudflare})
+            self._save_state({"faults": [], "cloudflare": self.cloudflare, "netns": self.netns,
+                              "edge_port": self.edge_port})
             fresh = True
         else:
             fresh = False
             if not self.paths.targets.exists():
-                self.paths.targets.write_text(targets_yaml(self.paths, self.netns))
+                self.paths.targets.write_text(self.targets_text())
         if self._load_state().get("cloudflare", True) != self.cloudflare:
             self._stop_edge()  # the edge mode changed: start it again in the new mode
             self._save_state({**self._load_state(), "cloudflare": self.cloudflare})
         self._ensure_edge()
+        if not fresh and self._load_state().get("faults"):
+            return self.status()  # up already, with faults injected on purpose: `heal` clears them, not `up`
+        if not fresh:
+            for program in PROGRAMS:  # something stopped by hand is started again
+                self.sup.start(program)
         self.wait_healthy(wait_s)
         if fresh:
             self._fresh_logs()  # start-up races (nginx up before the backend) are not evidence of anything
@@ -189,7 +213,7 @@ class Lab:
             "supervisord": {"running": alive, "pid": self._read_pid(self.paths.supervisord_pid) if alive else None,
                             "config": str(self.paths.supervisord_conf)},
             "programs": programs,
-            "edge": {"running": edge_pid is not None, "pid": edge_pid, "listen": f"{EDGE_HOST}:{EDGE_PORT}",
+            "edge": {"running": edge_pid is not None, "pid": edge_pid, "listen": f"{EDGE_HOST}:{self.edge_port}",
                      "mode": "cloudflare emulation" if self.cloudflare else "plain relay"},
             "health": None if health is None else {"status": health[0], "error": health[2] if health[0] is None
                                                    else None},
@@ -246,7 +270,7 @@ class Lab:
     def request(self, method: str, path: str, body: bytes | None = None,
                 timeout_s: float = REQUEST_TIMEOUT_S) -> tuple[int | None, dict[str, str], str]:
         """One request through the edge, as the outside probe makes it: (status or None, headers, body or error)."""
-        conn = http.client.HTTPConnection(EDGE_HOST, EDGE_PORT, timeout=timeout_s)
+        conn = http.client.HTTPConnection(EDGE_HOST, self.edge_port, timeout=timeout_s)
         try:
             headers = {"Host": SITE_HOST}
             if body is not None:
@@ -353,7 +377,7 @@ class Lab:
             supervisord_conf(p, Path(self.python).parent, Path(tools["postgres"]), tools["nginx"], self.python)
         )
         self.write_nginx()
-        p.targets.write_text(targets_yaml(p, self.netns))
+        p.targets.write_text(self.targets_text())
         load_config(p.targets)  # what we hand to gatewatch must be valid
         self.toggles.clear()
 
@@ -384,7 +408,7 @@ class Lab:
         if self._edge_pid():
             return
         self.paths.edge_pid.unlink(missing_ok=True)
-        argv = [self.python, "-m", "lab.edge", "--listen", f"{EDGE_HOST}:{EDGE_PORT}",
+        argv = [self.python, "-m", "lab.edge", "--listen", f"{EDGE_HOST}:{self.edge_port}",
                 "--netns", f"/run/netns/{self.netns}", "--origin", f"{ORIGIN_HOST}:{NGINX_PORT}",
                 "--pidfile", str(self.paths.edge_pid)]
         if self.cloudflare:
@@ -395,7 +419,7 @@ class Lab:
         if not self._wait(lambda: self._edge_pid() is not None or self._edge_proc.poll() is not None, 10, None) \
                 or self._edge_proc.poll() is not None:
             tail = self.paths.edge_log.read_text(errors="replace")[-400:]
-            raise LabError(f"the edge did not start on {EDGE_HOST}:{EDGE_PORT}: {tail.strip()}")
+            raise LabError(f"the edge did not start on {EDGE_HOST}:{self.edge_port}: {tail.strip()}")
 
     def _stop_edge(self) -> None:
         pid = self._edge_pid()
@@ -417,8 +441,8 @@ class Lab:
                                & set(self.toggles.active()))
         self.toggles.clear()
         self.clear_firewall()
-        if self.paths.targets.read_text() != targets_yaml(self.paths, self.netns):
-            self.paths.targets.write_text(targets_yaml(self.paths, self.netns))
+        if self.paths.targets.read_text() != self.targets_text():
+            self.paths.targets.write_text(self.targets_text())
         self.sup.stop("stranger")
         programs = self.sup.programs()
         self.sup.start("postgres")

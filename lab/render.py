@@ -166,9 +166,9 @@ stdout_logfile_backups=0
 """
 
 
-def targets_doc(paths: LabPaths, netns: str, url_path: str = LOGIN_PATH) -> dict[str, Any]:
+def targets_doc(paths: LabPaths, netns: str, url_path: str = LOGIN_PATH, edge_port: int = EDGE_PORT) -> dict[str, Any]:
     """The gatewatch targets file for the lab: one target, probed through the edge, checked inside the namespace."""
-    base = f"http://{EDGE_HOST}:{EDGE_PORT}"
+    base = f"http://{EDGE_HOST}:{edge_port}"
     return {
         "settings": {"concurrency": 4, "db_path": str(paths.root / "gatewatch.sqlite")},
         "targets": [
@@ -209,9 +209,9 @@ def targets_doc(paths: LabPaths, netns: str, url_path: str = LOGIN_PATH) -> dict
     }
 
 
-def targets_yaml(paths: LabPaths, netns: str, url_path: str = LOGIN_PATH) -> str:
+def targets_yaml(paths: LabPaths, netns: str, url_path: str = LOGIN_PATH, edge_port: int = EDGE_PORT) -> str:
     header = "# gatewatch targets for the lab (written by `gatewatch lab up`; `gatewatch config check` validates it)\n"
-    return header + yaml.safe_dump(targets_doc(paths, netns, url_path), sort_keys=False)
+    return header + yaml.safe_dump(targets_doc(paths, netns, url_path, edge_port), sort_keys=False)
 
 
 def default_python() -> str:

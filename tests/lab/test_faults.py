@@ -1,0 +1,311 @@
+"""Every catalogued fault, for real: inject, observe from outside (the probe through the edge) and on the box (the
+on-box checks inside the namespace, through LocalRunner), assert the facts that tell it apart, check the verdict the
+tree reaches, heal, and see the site healthy again.
+
+With GATEWATCH_RECORD=1 (``make record-facts``) each fault's OnboxReport and Facts documents are written to
+tests/events/onbox/<fault>.json and tests/events/facts/<fault>.json, with the session's lab directory, namespace and
+edge port replaced by the defaults (/tmp/gatewatch-lab, gwlab, 18080) so recordings do not churn.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gatewatch.pipeline import collect_facts
+from gatewatch.probe import probe_target
+from gatewatch.runner.local import LocalRunner
+from gatewatch.tree import diagnose
+from lab.faults import FAULTS, FD_LIMIT
+from lab.layout import DEFAULT_DIR, EDGE_PORT, LOGIN_PATH, NETNS
+
+pytestmark = pytest.mark.lab
+
+EVENTS = Path(__file__).resolve().parents[1] / "events"
+RECORD = os.environ.get("GATEWATCH_RECORD") == "1"
+ONBOX_MAX_S = 10.0
+ONBOX_MAX_CHARS = 24_000
+
+
+class TimedRunner(LocalRunner):
+    """The real local runner, keeping the last on-box run so the test can check its duration and size."""
+
+    last = None
+
+    def run_onbox(self, host, params, timeout_s=30.0):
+        self.last = super().run_onbox(host, params, timeout_s)
+        return self.last
+
+
+@dataclass
+class Seen:
+    outside: dict[str, Any]
+    facts: dict[str, Any]
+    verdict: dict[str, Any]
+
+    @property
+    def onbox(self) -> dict[str, Any]:
+        return self.facts["onbox"]
+
+    def value(self, check: str) -> dict[str, Any]:
+        return self.onbox[check]["value"]
+
+    @property
+    def status(self) -> int | None:
+        return (self.outside["probe"]["http"] or {}).get("status")
+
+    @property
+    def health_status(self) -> int | None:
+        return ((self.outside["health"] or {}).get("http") or {}).get("status")
+
+    @property
+    def signature(self) -> str | None:
+        return self.onbox["nginx"].get("primary_signature")
+
+    @property
+    def signatures(self) -> list[dict[str, Any]]:
+        return self.onbox["nginx"].get("error_signatures") or []
+
+
+def observe(lab) -> Seen:
+    target = lab.target()
+    outside = probe_target(target).to_dict()
+    runner = TimedRunner()
+    facts = collect_facts(target, outside, runner)
+    run = runner.last
+    assert run is not None and run.ok, f"on-box run failed: {run}"
+    assert run.duration_ms < ONBOX_MAX_S * 1000, f"on-box run took {run.duration_ms:.0f} ms"
+    assert len(run.stdout) < ONBOX_MAX_CHARS, f"on-box JSON is {len(run.stdout)} characters"
+    assert facts["onbox_error"] is None, facts["onbox_error"]
+    return Seen(outside, facts, diagnose(facts))
+
+
+def record(lab, name: str, seen: Seen) -> None:
+    if not RECORD:
+        return
+
+    def normalised(doc: Any) -> str:
+        text = json.dumps(doc, indent=2, sort_keys=True)
+        text = text.replace(str(lab.paths.root), DEFAULT_DIR)
+        text = text.replace(f"127.0.0.1:{lab.edge_port}", f"127.0.0.1:{EDGE_PORT}")
+        return text.replace(f'"{lab.netns}"', f'"{NETNS}"') + "\n"
+
+    for kind, doc in (("onbox", seen.onbox), ("facts", seen.facts)):
+        path = EVENTS / kind / f"{name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(normalised(doc))
+
+
+# ---- what tells each fault apart --------------------------------------------------------------------------------
+def _backend_stopped(s: Seen) -> None:
+    assert s.value("service")["running"] is False and s.value("service")["state"] == "STOPPED"
+    assert s.value("service")["crash_loop"] is False
+    assert s.value("port")["listening"] is False
+    assert s.value("local_health")["refused"] is True
+    assert s.signature == "connection_refused"
+    assert s.status == 502 and s.outside["status"] == "down" and s.outside["confirmed"] is True
+
+
+def _backend_hung(s: Seen) -> None:
+    assert s.value("service")["running"] is True
+    assert s.value("port")["listening"] is True and s.value("port")["owned_by_service"] is True
+    assert s.value("local_health")["timed_out"] is True
+    assert s.signature == "upstream_timeout"
+    assert s.status == 504
+
+
+def _crash_loop(s: Seen) -> None:
+    assert s.value("service")["crash_loop"] is True
+    # supervisor retries (STARTING), waits (BACKOFF) and finally gives up (FATAL): all of it is the loop
+    assert s.value("service")["state"] in ("STARTING", "BACKOFF", "FATAL", "EXITED")
+    assert s.value("service")["running"] is False
+    assert s.value("app_log")["module_not_found"] is True
+    assert s.value("port")["listening"] is False
+    assert s.status == 502
+
+
+def _port_conflict(s: Seen) -> None:
+    port = s.value("port")
+    assert port["listening"] is True and port["owned_by_service"] is False
+    assert "http.server" in (port["process"] or "")
+    assert s.value("service")["running"] is False
+    assert s.value("app_log")["address_in_use"] is True
+    assert s.status == 501  # the stranger answers, not the backend
+
+
+def _nginx_stopped(s: Seen) -> None:
+    assert s.value("nginx")["running"] is False and s.value("nginx")["config_test_ok"] is True
+    assert s.value("local_health")["status"] == 200
+    assert s.status == 521 and s.outside["probe"]["cloudflare"]["code"] == 521
+
+
+def _nginx_config_broken(s: Seen) -> None:
+    nginx = s.value("nginx")
+    assert nginx["running"] is False and nginx["config_test_ok"] is False
+    assert "proxy_passs" in nginx["config_test_output"]
+    assert s.value("local_health")["status"] == 200
+    assert s.status == 521
+
+
+def _upstream_wrong_port(s: Seen) -> None:
+    nginx = s.value("nginx")
+    assert {"host": "127.0.0.1", "port": 8001, "unix": None} in nginx["targets"]
+    assert nginx["matches_backend"] is False
+    assert s.signature == "connection_refused"
+    assert any("8001" in (sig.get("upstream") or "") for sig in s.signatures)
+    assert s.value("local_health")["status"] == 200
+    assert s.status == 502
+
+
+def _header_too_big(s: Seen) -> None:
+    assert s.signature == "header_too_big"
+    endpoint = s.value("local_endpoint")
+    assert endpoint["direct"]["status"] == 401 and endpoint["via_nginx"]["status"] == 502
+    assert s.status == 502 and s.health_status == 200
+
+
+def _database_stopped(s: Seen) -> None:
+    db = s.value("database")
+    assert db["tcp"]["reachable"] is False
+    assert s.value("local_health")["status"] == 503
+    assert s.health_status == 503 and (s.outside["health"]["http"]["json"] or {}).get("database") == "disconnected"
+    assert s.value("service")["running"] is True
+
+
+def _endpoint_500(s: Seen) -> None:
+    assert s.status == 500 and s.health_status == 200
+    assert s.value("local_endpoint")["direct"]["status"] == 500
+    assert s.value("local_health")["status"] == 200
+    assert (s.value("app_log")["last_exception"] or {}).get("type") == "RuntimeError"
+
+
+def _wrong_route(s: Seen) -> None:
+    assert s.outside["probe"]["url"].endswith("/api/v1/demo-login")
+    assert s.status == 404 and s.health_status == 200
+    assert LOGIN_PATH in s.facts["outside"]["openapi_paths"]  # the backend's own routes name the right one
+
+
+def _firewall(action: str, signature: str, status: int) -> Callable[[Seen], None]:
+    def check(s: Seen) -> None:
+        fw = s.value("firewall")
+        assert fw["blocks_backend"] is True and fw["blocks_web"] is False
+        assert any(r["port"] == 8000 and r["action"] == action for r in fw["blocking_rules"])
+        assert s.value("port")["listening"] is True and s.value("service")["running"] is True
+        assert s.signature == signature
+        assert s.status == status
+
+    return check
+
+
+def _fd_exhaustion(s: Seen) -> None:
+    resources = s.value("resources")
+    assert resources["fd_exhausted"] is True
+    fds = resources["fds"]["backend"]
+    assert fds["limit"] == FD_LIMIT and fds["open"] >= FD_LIMIT - 2
+    assert s.value("port")["listening"] is True
+    assert s.status in (500, 502, 504)
+
+
+def _backend_wrong_port(s: Seen) -> None:
+    assert s.value("service")["running"] is True
+    assert s.value("port")["listening"] is False
+    assert s.signature == "connection_refused"
+    assert s.status == 502
+
+
+def _unix_socket_missing(s: Seen) -> None:
+    sockets = s.value("nginx")["unix_sockets"]
+    assert sockets and sockets[0]["exists"] is False
+    assert s.signature == "socket_missing"
+    assert s.status == 502
+
+
+def _socket_permission_denied(s: Seen) -> None:
+    sockets = s.value("nginx")["unix_sockets"]
+    assert sockets and sockets[0]["exists"] is True
+    assert s.signature == "permission_denied"
+    assert s.status == 502
+
+
+def _localhost_ipv6(s: Seen) -> None:
+    nginx = s.value("nginx")
+    assert {"host": "localhost", "port": 8000, "unix": None} in nginx["targets"]
+    assert nginx["matches_backend"] is False
+    assert any("[::1]:8000" in (sig.get("upstream") or "") for sig in s.signatures)
+    assert s.value("port")["ipv6"] is False
+
+
+CHECKS: dict[str, Callable[[Seen], None]] = {
+    "backend_stopped": _backend_stopped,
+    "backend_hung": _backend_hung,
+    "crash_loop": _crash_loop,
+    "port_conflict": _port_conflict,
+    "nginx_stopped": _nginx_stopped,
+    "nginx_config_broken": _nginx_config_broken,
+    "upstream_wrong_port": _upstream_wrong_port,
+    "header_too_big": _header_too_big,
+    "database_stopped": _database_stopped,
+    "endpoint_500": _endpoint_500,
+    "wrong_route": _wrong_route,
+    "firewall_reject": _firewall("reject", "connection_refused", 502),
+    "firewall_drop": _firewall("drop", "connect_timeout", 504),
+    "fd_exhaustion": _fd_exhaustion,
+    "backend_wrong_port": _backend_wrong_port,
+    "unix_socket_missing": _unix_socket_missing,
+    "socket_permission_denied": _socket_permission_denied,
+    "localhost_ipv6": _localhost_ipv6,
+}
+
+
+def test_every_fault_has_its_checks():
+    assert list(CHECKS) == list(FAULTS), "a new fault needs the facts that tell it apart here"
+
+
+def test_healthy_baseline(baseline):
+    seen = observe(baseline)
+    assert seen.outside["status"] == "up" and seen.status == 401
+    assert seen.outside["probe"]["http"]["headers"].get("server") == "cloudflare"
+    assert seen.value("service")["running"] is True and seen.value("service")["crash_loop"] is False
+    assert seen.value("port")["owned_by_service"] is True
+    assert seen.value("nginx")["matches_backend"] is True and seen.value("nginx")["config_test_ok"] is True
+    assert seen.signature is None
+    assert seen.value("database")["tcp"]["reachable"] is True
+    assert seen.verdict["category"] == "healthy"
+    record(baseline, "healthy", seen)
+
+
+@pytest.mark.parametrize("name", list(FAULTS))
+def test_fault(baseline, name):
+    lab, fault = baseline, FAULTS[name]
+    lab.inject(name)
+    seen = observe(lab)
+    if name == "localhost_ipv6":
+        seen = _until_a_round_fails(lab, seen)
+    try:
+        CHECKS[name](seen)
+        assert seen.outside["status"] == "down", f"{name}: the outside probe did not see the fault"
+        record(lab, name, seen)
+        assert seen.verdict["category"] == fault.expect, (
+            f"{name}: the tree said {seen.verdict['category']} (leaf {seen.verdict['leaf']}), "
+            f"expected {fault.expect}; path: {[(p['node'], p['answer']) for p in seen.verdict['path']]}"
+        )
+    finally:
+        lab.heal(name)
+    assert lab.healthy()
+
+
+def _until_a_round_fails(lab, seen: Seen, rounds: int = 8) -> Seen:
+    """localhost_ipv6 fails about every other request: probe until a whole round (with its retry) is down."""
+    for _ in range(rounds):
+        if seen.outside["status"] == "down":
+            return seen
+        time.sleep(0.2)
+        seen = observe(lab)
+    return seen
