@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -89,3 +90,35 @@ def test_remediation_document_offers_only_the_catalogued_actions():
     assert doc["parameters"]["Action"]["allowedValues"] == ["restart_backend", "start_proxy", "reload_proxy"]
     assert set(doc["parameters"]["Action"]["allowedValues"]) == set(CATALOGUE.actions)
     assert doc["parameters"]["ServiceManager"]["allowedValues"] == list(MANAGERS)
+
+
+PY38 = Path("/root/.pyenv/versions/3.8.18/bin/python3")
+
+
+@pytest.mark.skipif(not PY38.exists(), reason="needs a python 3.8 interpreter (hosts may have no newer one)")
+def test_the_committed_onbox_document_unpacks_and_runs_under_python_3_8(tmp_path):
+    """The document uses the host's python3, which may be 3.8: unpacking and the checks both run there."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").symlink_to(PY38)
+    document = json.loads((REPO_ROOT / gen.SSM_DIR / gen.DOCUMENTS["onbox"]).read_text())
+    lines = [line.replace("{{ Params }}", "b64:e30=") for line in document["mainSteps"][0]["inputs"]["runCommand"]]
+    script = tmp_path / "doc.sh"
+    script.write_text("\n".join(lines) + "\n")
+    out = subprocess.run(["/bin/sh", str(script)], capture_output=True, text=True, timeout=60,
+                         env={"PATH": f"{bin_dir}:/usr/sbin:/usr/bin:/sbin:/bin", "TMPDIR": str(tmp_path)})
+    report = json.loads(out.stdout)
+    assert report["meta"]["python"].startswith("3.8."), out.stderr
+    assert report["schema"] == 1 and len(out.stdout) < 24_000
+
+
+def test_a_host_without_python3_gets_a_clear_message(tmp_path):
+    document = json.loads((REPO_ROOT / gen.SSM_DIR / gen.DOCUMENTS["onbox"]).read_text())
+    lines = [line.replace("{{ Params }}", "b64:e30=") for line in document["mainSteps"][0]["inputs"]["runCommand"]]
+    script = tmp_path / "doc.sh"
+    script.write_text("\n".join(lines) + "\n")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = subprocess.run(["/bin/sh", str(script)], capture_output=True, text=True, timeout=30,
+                         env={"PATH": str(empty), "TMPDIR": str(tmp_path)})
+    assert out.returncode == 127 and "python3 is not installed on this host" in out.stderr
