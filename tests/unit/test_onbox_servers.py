@@ -14,11 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_onbox_script import Procs, free_port, run_script, wait_listening
+from tests.unit.test_onbox_script import PY38, Procs, free_port, run_script, wait_listening
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
 SUPERVISORD = Path(sys.executable).with_name("supervisord")
 SUPERVISORCTL = Path(sys.executable).with_name("supervisorctl")
+# The script must behave the same on the oldest python it supports: run the real scenarios on both when we can.
+PYTHONS = [sys.executable] + ([str(PY38)] if PY38.exists() else [])
 
 NGINX_CONF = """
 worker_processes 1;
@@ -79,7 +81,30 @@ def test_real_nginx_config_upstreams_and_error_log(tmp_path, procs):
         "nginx_conf": str(d / "nginx.conf"), "nginx_prefix": str(d), "nginx_error_log": str(d / "error.log"),
         "endpoint_path": "/api/v1/x", "public_host": "api.example.com",
     }
-    code, report, _ = run_script(params)
+    for python in PYTHONS:
+        check_healthy_nginx_report(run_script(params, python=python), master, backend_port, d)
+
+    # The backend dies: nginx answers 502 and logs the refusal; the checks read it back.
+    backend.kill()
+    backend.wait()
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(f"http://127.0.0.1:{nginx_port}/api/v1/x", timeout=5)
+    assert err.value.code == 502
+    # An edited config that the running workers have not loaded.
+    future = time.time() + 60
+    os.utime(d / "nginx.conf", (future, future))
+    for python in PYTHONS:
+        code, report, _ = run_script(params, python=python)
+        ng = report["nginx"]
+        assert ng["primary_signature"] == "connection_refused"
+        assert ng["error_signatures"][0]["upstream"].startswith(f"http://127.0.0.1:{backend_port}/")
+        assert ng["value"]["config_newer_than_master"] is True
+        assert report["local_endpoint"]["value"]["via_nginx"]["status"] == 502
+        assert report["local_health"]["value"]["refused"] is True
+
+
+def check_healthy_nginx_report(run, master, backend_port, d):
+    code, report, _ = run
     assert code == 0
     ng = report["nginx"]
     v = ng["value"]
@@ -98,23 +123,6 @@ def test_real_nginx_config_upstreams_and_error_log(tmp_path, procs):
     assert via["status"] == 200 and via["json"] == {"path": "/api/v1/x"}
     assert report["local_endpoint"]["status"] == "ok"
     assert report["resources"]["value"]["fds"]["nginx"]["open"] > 0
-
-    # The backend dies: nginx answers 502 and logs the refusal; the checks read it back.
-    backend.kill()
-    backend.wait()
-    with pytest.raises(urllib.error.HTTPError) as err:
-        urllib.request.urlopen(f"http://127.0.0.1:{nginx_port}/api/v1/x", timeout=5)
-    assert err.value.code == 502
-    # An edited config that the running workers have not loaded.
-    future = time.time() + 60
-    os.utime(d / "nginx.conf", (future, future))
-    code, report, _ = run_script(params)
-    ng = report["nginx"]
-    assert ng["primary_signature"] == "connection_refused"
-    assert ng["error_signatures"][0]["upstream"].startswith(f"http://127.0.0.1:{backend_port}/")
-    assert ng["value"]["config_newer_than_master"] is True
-    assert report["local_endpoint"]["value"]["via_nginx"]["status"] == 502
-    assert report["local_health"]["value"]["refused"] is True
 
 
 @pytest.mark.skipif(NGINX is None, reason="needs nginx (apt-get install nginx)")
@@ -199,18 +207,20 @@ def test_supervisor_running_program_and_crash_loop(tmp_path, procs):
         assert report["port"]["value"]["owned_by_service"] is True
         assert report["port"]["value"]["pid"] == svc["pid"]
 
-        code, report, _ = run_script(dict(base, service="bad"))
-        svc = report["service"]["value"]
-        assert report["service"]["status"] == "fail"
-        assert svc["state"] == "FATAL" and svc["running"] is False and svc["crash_loop"] is True
-        assert svc["restarts_recent"] >= 1
-        app = report["app_log"]["value"]
-        assert app["source"] == f"{d}/bad.err.log"
-        assert app["module_not_found"] is True
-        assert app["last_exception"]["type"] == "ModuleNotFoundError"
-        assert "gatewatch_no_such_module_xyz" in app["last_exception"]["message"]
-        # The good program's port is held by a process that is not "bad"'s.
-        assert report["port"]["value"]["owned_by_service"] is False
+        env = dict(os.environ, PATH=f"{SUPERVISORCTL.parent}:{os.environ.get('PATH', '')}")
+        for python in PYTHONS:
+            code, report, _ = run_script(dict(base, service="bad"), python=python, env=env)
+            svc = report["service"]["value"]
+            assert report["service"]["status"] == "fail"
+            assert svc["state"] == "FATAL" and svc["running"] is False and svc["crash_loop"] is True
+            assert svc["restarts_recent"] >= 1
+            app = report["app_log"]["value"]
+            assert app["source"] == f"{d}/bad.err.log"
+            assert app["module_not_found"] is True
+            assert app["last_exception"]["type"] == "ModuleNotFoundError"
+            assert "gatewatch_no_such_module_xyz" in app["last_exception"]["message"]
+            # The good program's port is held by a process that is not "bad"'s.
+            assert report["port"]["value"]["owned_by_service"] is False
     finally:
         supervisord.terminate()
         try:
