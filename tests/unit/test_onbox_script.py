@@ -443,3 +443,42 @@ def test_without_permission_checks_say_unknown_with_the_reason(tmp_path, procs):
     assert report["nginx"]["value"]["error_log"]["readable"] is False
     assert report["local_health"]["status"] == "ok"
     assert not [n for n in CHECK_NAMES if (report[n]["error"] or "").startswith("check raised")]
+
+
+# systemd is not PID 1 on these machines, so systemctl/journalctl cannot answer. These stand-ins print what a
+# unit in Restart=always crash-looping prints (the restart counter grows on every call), so the parsing and the
+# crash-loop logic of the systemd path still run for real in the script.
+FAKE_SYSTEMCTL = """#!/bin/sh
+n=$(cat "{counter}" 2>/dev/null || echo 3); n=$((n+1)); echo $n > "{counter}"
+[ "$1" = show ] || exit 1
+echo ActiveState=activating
+echo SubState=auto-restart
+echo Result=exit-code
+echo NRestarts=$n
+echo MainPID=0
+echo ExecMainStartTimestamp=
+"""
+FAKE_JOURNALCTL = """#!/bin/sh
+echo 'Traceback (most recent call last):'
+echo '  File "/srv/app/main.py", line 1, in <module>'
+echo "ModuleNotFoundError: No module named 'fastapi'"
+"""
+
+
+def test_systemd_unit_in_a_restart_loop(tmp_path):
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name, text in (("systemctl", FAKE_SYSTEMCTL.format(counter=tmp_path / "n")), ("journalctl", FAKE_JOURNALCTL)):
+        (bindir / name).write_text(text)
+        (bindir / name).chmod(0o755)
+    params = base_params(tmp_path, free_port(), "gwtest-none", service_manager="systemd", service="app.service",
+                         process_match=None)
+    code, report, _ = run_script(params, env=dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}"))
+    svc = report["service"]
+    assert svc["status"] == "fail"
+    assert svc["value"]["state"] == "activating/auto-restart" and svc["value"]["running"] is False
+    assert svc["value"]["crash_loop"] is True and svc["value"]["restarts_recent"] == 1
+    assert svc["value"]["restarts_total"] == 4
+    app = report["app_log"]["value"]
+    assert app["source"] == "journalctl -u app.service" and app["module_not_found"] is True
+    assert app["last_exception"]["message"] == "No module named 'fastapi'"
