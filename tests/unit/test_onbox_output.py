@@ -162,3 +162,17 @@ def test_app_log_scan_finds_the_runbook_causes():
 def test_oom_kill_lines_name_the_victim(line, pid, comm):
     m = checks.OOM_RE.search(line)
     assert int(m.group(1) or m.group(4)) == pid and (m.group(2) or m.group(3)) == comm
+
+
+def test_an_overrunning_check_keeps_what_it_had_found(only_checks):
+    def slow(ctx):
+        value, evidence = {"running": True, "found": ["a"]}, ["half way"]
+        ctx.publish("slow", value, evidence)
+        time.sleep(3)
+        value["found"].append("b")
+        return checks.result("ok", value, evidence)
+
+    only_checks(("slow", slow))
+    report = checks.run_checks(_params(), budget_s=0.4)
+    assert report["slow"] == {"status": "unknown", "value": {"running": True, "found": ["a"]},
+                              "evidence": ["half way"], "error": "timed out"}

@@ -875,6 +875,21 @@ class Context:
         self.shared = Shared()
         self.results = {}
         self.done = {name: threading.Event() for name, _ in CHECKS}
+        self.partial = {}
+
+    def publish(self, name: str, value: dict, evidence: list) -> None:
+        """What a long check has found so far: reported (as unknown, "timed out") if it overruns the budget."""
+        self.partial[name] = (value, evidence)
+
+    def partial_copy(self, name: str):
+        """A snapshot of a still-running check's partial value (it may be changing under us)."""
+        for _ in range(3):
+            try:
+                value, evidence = self.partial.get(name, ({}, []))
+                return json.loads(json.dumps(value, default=str)), [str(e) for e in list(evidence)]
+            except (RuntimeError, ValueError, TypeError):
+                time.sleep(0.01)
+        return {}, []
 
     def remaining(self) -> float:
         return max(0.0, self.deadline - time.monotonic())
@@ -1067,6 +1082,7 @@ def check_service(ctx):
     value = {"manager": manager, "name": p["service"], "running": None, "state": None, "pid": None,
              "restarts_recent": None, "crash_loop": False, "uptime_s": None}
     evidence = []
+    ctx.publish("service", value, evidence)
     if not p["service"] and not p["process_match"]:
         return result(UNKNOWN, value, error="no service or process_match configured")
     status, error = UNKNOWN, None
@@ -1275,6 +1291,7 @@ def check_nginx(ctx):
              "proxy_buffer_size": None, "config_newer_than_master": None, "listen": [], "config_files": []}
     evidence = []
     errors = []
+    ctx.publish("nginx", value, evidence)
     try:
         master, workers, n_masters = _nginx_processes(ctx)
     except OSError as exc:
@@ -1443,6 +1460,7 @@ def check_app_log(ctx):
     value = {"source": None, "last_exception": None, "address_in_use": False, "module_not_found": False,
              "db_error": False, "stale": None}
     evidence = []
+    ctx.publish("app_log", value, evidence)
     lines, error = None, None
     window_s = p["log_window_minutes"] * 60
     candidates = []
@@ -1566,6 +1584,7 @@ def check_firewall(ctx):
     web_ports = sorted({80, 443, p["nginx_port"]})
     value = {"tool": None, "tools": [], "blocking_rules": [], "blocks_backend": False, "blocks_web": False}
     evidence, errors = [], []
+    ctx.publish("firewall", value, evidence)
     for tool, argvs in (("iptables", (["iptables", "-S"], ["ip6tables", "-S"])), ("nft", (["nft", "list",
                                                                                           "ruleset"],))):
         worked = False
@@ -1652,6 +1671,7 @@ def check_resources(ctx):
              "oom_killed_backend": False, "disks": [], "disk_full": False, "fds": {"backend": None, "nginx": None},
              "fd_exhausted": False, "load1": None, "cores": None}
     evidence, errors = [], []
+    ctx.publish("resources", value, evidence)
     try:
         mem = {}
         for line in read_file("/proc/meminfo").splitlines():
@@ -1890,7 +1910,8 @@ def run_checks(params: dict, budget_s: float = GLOBAL_BUDGET_S) -> dict:
         res = ctx.results.get(name)
         if res is None:
             timed_out.append(name)
-            res = result(UNKNOWN, {}, [], "timed out")
+            value, evidence = ctx.partial_copy(name)
+            res = result(UNKNOWN, value, evidence, "timed out")
             if name == "nginx":
                 res.update(error_signatures=[], primary_signature=None)
         report[name] = res
