@@ -155,6 +155,7 @@ class SSMExecutor:
         self._polls: dict[str, int] = {}
         self._lock = threading.Lock()
         self._procs: list[subprocess.Popen] = []
+        self._closed = False
 
     def add_instance(self, instance_id: str, prefix: Sequence[str] = (), env: dict[str, str] | None = None,
                      online: bool = True) -> Instance:
@@ -181,7 +182,10 @@ class SSMExecutor:
 
     def close(self) -> None:
         """Kill whatever a test left running (a command its runner gave up on), then reap the threads."""
-        for proc in list(self._procs):
+        with self._lock:
+            self._closed = True
+            procs = list(self._procs)
+        for proc in procs:
             if proc.poll() is None:
                 try:
                     os.killpg(proc.pid, signal.SIGKILL)
@@ -253,11 +257,14 @@ class SSMExecutor:
         with os.fdopen(fd, "w") as fh:
             fh.write(script)
         env = {**os.environ, **inst.env}
-        proc = subprocess.Popen(
-            [*inst.prefix, "/bin/sh", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=env, cwd=self.workdir, start_new_session=True,
-        )
-        self._procs.append(proc)
+        with self._lock:  # a command that starts after the test ended is never run
+            if self._closed:
+                return "", "ssm_executor: closed\n", -1, True
+            proc = subprocess.Popen(
+                [*inst.prefix, "/bin/sh", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                env=env, cwd=self.workdir, start_new_session=True,
+            )
+            self._procs.append(proc)
         try:
             out, err = proc.communicate(timeout=timeout_s)
             timed_out = False
