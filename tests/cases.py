@@ -87,6 +87,14 @@ def _cases() -> dict[str, tuple[dict, str, str]]:
                      "value.matches_backend": False, "primary_signature": "connection_refused",
                      "error_signatures": [signature("connection_refused", upstream="http://[::1]:8000/x")]})),
         "proxy_localhost_ipv6", "proxy_upstream_mismatch")
+    c["localhost_ipv6_blip"] = (facts(outside(probe(401), retried=probe(502, "http_5xx_origin")), with_changes(
+        BASE, nginx={"value.targets": [{"host": "localhost", "port": 8000, "unix": None}],
+                     "value.matches_backend": False, "primary_signature": "connection_refused",
+                     "error_signatures": [signature("connection_refused", upstream="http://[::1]:8000/x")]})),
+        "proxy_localhost_ipv6", "proxy_upstream_mismatch")
+    c["keepalive_resets_blip"] = (facts(outside(probe(401), retried=probe(502, "http_5xx_origin")), with_changes(
+        BASE, nginx={"primary_signature": "connection_reset", "error_signatures": [signature("connection_reset")]})),
+        "proxy_keepalive_reset", "proxy_keepalive_reset")
     c["keepalive_resets"] = (facts(down502(), with_changes(
         BASE, nginx={"primary_signature": "upstream_closed", "error_signatures": [signature("upstream_closed")]})),
         "proxy_keepalive_reset", "proxy_keepalive_reset")

@@ -119,13 +119,19 @@ class Pipeline:
 
     def handle_result(self, target: Target, outside: dict[str, Any]) -> RoundReport:
         probe = outside.get("probe") or {}
-        self.store.record_probe(ProbeRecord(
-            target=target.name, at=outside.get("at") or self.clock.iso(), status=outside["status"],
-            reason=probe.get("reason"), total_ms=(probe.get("timings_ms") or {}).get("total"), result=outside,
-        ))
         report = RoundReport(target.name, outside["status"], probe.get("reason"),
                              transient=bool(outside.get("transient")),
                              latency_ms=(probe.get("timings_ms") or {}).get("total"))
+        record = outside
+        if report.transient and target.host is not None and self.on_open == self._open:
+            # a blip the retry cleared: no incident, but intermittent causes (localhost -> [::1], keep-alive
+            # resets) only show on the box, so look once and keep the verdict with the probe
+            report.facts, report.verdict = self.diagnose(target, outside)
+            record = outside | {"diagnosis": {k: report.verdict[k] for k in ("category", "title", "leaf")}}
+        self.store.record_probe(ProbeRecord(
+            target=target.name, at=outside.get("at") or self.clock.iso(), status=outside["status"],
+            reason=probe.get("reason"), total_ms=report.latency_ms, result=record,
+        ))
         transition = self._advance_state(target, up=outside["status"] != "down")
         report.incident_id = transition.incident_id
         if transition.event == OPENED:
@@ -231,7 +237,8 @@ class Remediator:
                 summary["summary"] = (f"would run `{decision.command_text}` ({decision.reason}); not run because "
                                       f"remediation mode is {decision.mode}")
             else:
-                summary["result"] = "refused" if decision.action else "none"
+                # a named action the guards refused, or a cause the catalogue says must never be automated
+                summary["result"] = "refused" if decision.action or decision.warning else "none"
                 summary["summary"] = decision.reason
             return summary
         runner = self.runner_for(target)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -65,7 +66,7 @@ class LocalRunner(CommandRunner):
         try:
             proc = subprocess.Popen(
                 full, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                start_new_session=True,
+                start_new_session=True, env=child_env(),
             )
         except OSError as exc:
             return RunResult(status=ERROR, error=f"cannot start {full[0]}: {exc.strerror or exc}",
@@ -116,6 +117,21 @@ class _BoundedReader:
 
     def text(self) -> str:
         return bytes(self._kept).decode("utf-8", errors="replace")[: self._limit]
+
+
+def child_env() -> dict[str, str]:
+    """This environment, with gatewatch's own bin directory last on PATH: tools installed beside gatewatch (the
+    lab's supervisorctl in the venv) are found, and the host's own tools still win."""
+    env = dict(os.environ)
+    own = os.path.dirname(os.path.abspath(sys.executable))
+    parts = [p for p in env.get("PATH", "/usr/local/bin:/usr/bin:/bin").split(os.pathsep) if p]
+    if own not in parts:
+        parts.append(own)
+    for extra in ("/usr/sbin", "/sbin"):  # nginx, ip and iptables live here on Debian; a non-login PATH can lack them
+        if extra not in parts:
+            parts.append(extra)
+    env["PATH"] = os.pathsep.join(parts)
+    return env
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
