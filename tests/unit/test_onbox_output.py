@@ -176,3 +176,16 @@ def test_an_overrunning_check_keeps_what_it_had_found(only_checks):
     report = checks.run_checks(_params(), budget_s=0.4)
     assert report["slow"] == {"status": "unknown", "value": {"running": True, "found": ["a"]},
                               "evidence": ["half way"], "error": "timed out"}
+
+
+@pytest.mark.parametrize("cmdline, conf, prefix, ours", [
+    ("nginx: master process /usr/sbin/nginx -p /srv/lab/nginx -c conf/nginx.conf -g daemon off;",
+     "/srv/lab/nginx/conf/nginx.conf", None, True),
+    ("nginx: master process /usr/sbin/nginx -p /srv/lab/nginx/ -c conf/nginx.conf", None, "/srv/lab/nginx", True),
+    ("nginx: master process /usr/sbin/nginx -c /etc/nginx/nginx.conf", "/etc/nginx/nginx.conf", None, True),
+    ("nginx: master process /usr/sbin/nginx -p /srv/other/nginx -c conf/nginx.conf",
+     "/srv/lab/nginx/conf/nginx.conf", "/srv/lab/nginx", False),
+    ("nginx: master process /usr/sbin/nginx -g daemon on; master_process on;", "/srv/lab/nginx.conf", None, False),
+])
+def test_the_right_nginx_master_is_chosen(cmdline, conf, prefix, ours):
+    assert checks._master_is_ours(cmdline, conf, prefix) is ours

@@ -1180,7 +1180,8 @@ def check_port(ctx):
         return result(FAIL, value, evidence)
     service = ctx.wait_for("service")
     svc = (service or {}).get("value", {})
-    if svc.get("running") is False:
+    starting = "START" in str(svc.get("state")) or "activating" in str(svc.get("state"))
+    if svc.get("running") is False and not svc.get("pid") and not starting:
         value["owned_by_service"] = False
         evidence.append("port %d is held by %s while the service is not running" % (port, value["process"]))
     elif svc.get("pid") and value["pid"]:
@@ -1242,9 +1243,8 @@ def _nginx_processes(ctx):
     p = ctx.p
     procs = ctx.processes()
     masters = [pr for pr in procs.values() if pr["cmdline"].startswith("nginx: master process")]
-    wanted = [x for x in (p["nginx_conf"], p["nginx_prefix"]) if x]
-    if wanted:
-        chosen = [pr for pr in masters if any(w in pr["cmdline"] for w in wanted)]
+    if p["nginx_conf"] or p["nginx_prefix"]:
+        chosen = [pr for pr in masters if _master_is_ours(pr["cmdline"], p["nginx_conf"], p["nginx_prefix"])]
     else:
         chosen = masters
     master = min(chosen, key=lambda pr: pr["pid"]) if chosen else None
@@ -1253,6 +1253,31 @@ def _nginx_processes(ctx):
         workers = [pr for pr in procs.values() if pr["ppid"] == master["pid"] and
                    pr["cmdline"].startswith("nginx: worker process") and "shutting down" not in pr["cmdline"]]
     return master, workers, len(masters)
+
+
+def _master_paths(cmdline: str):
+    """(prefix, config file) a master was started with, from "nginx: master process nginx -p P -c C ..."."""
+    tokens = cmdline.split()
+    prefix = conf = None
+    for i, tok in enumerate(tokens[:-1]):
+        if tok == "-p":
+            prefix = tokens[i + 1]
+        elif tok == "-c":
+            conf = tokens[i + 1]
+    if conf and not conf.startswith("/") and prefix:
+        conf = os.path.join(prefix, conf)
+    return prefix, conf
+
+
+def _master_is_ours(cmdline: str, conf, prefix) -> bool:
+    """Does this master run the configured nginx? Paths compare normalised (-p may lack its trailing slash)."""
+    m_prefix, m_conf = _master_paths(cmdline)
+    norm = os.path.normpath
+    if conf and ((m_conf and norm(m_conf) == norm(conf)) or conf in cmdline):
+        return True
+    if prefix and ((m_prefix and norm(m_prefix) == norm(prefix)) or prefix in cmdline):
+        return True
+    return False
 
 
 def _nginx_argv(p, master):
