@@ -182,3 +182,30 @@ def test_instance_tags_resolve_to_exactly_one_running_instance(aws, ssm, ssm_exe
     assert none.status == NOT_REGISTERED and "no running instance has the tags gatewatch=db" in none.error
     many = tagged.run_onbox(tags("web"), {})
     assert many.status == NOT_REGISTERED and "more than one instance" in many.error
+
+
+@pytest.fixture
+def netns():
+    """A network namespace of our own (root only): an "instance" whose network is nothing but its loopback."""
+    import os
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0 or not shutil.which("ip"):
+        pytest.skip("network namespaces need root and iproute2")
+    name = f"gwssm{os.getpid() % 100000}"
+    subprocess.run(["ip", "netns", "add", name], check=True, timeout=10)
+    try:
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False, timeout=10)
+
+
+def test_an_instance_can_be_a_network_namespace(aws, ssm_executor, netns):
+    ssm = aws.client("ssm")
+    ssm_executor.add_instance("i-00000000000000a11", prefix=["ip", "netns", "exec", netns])
+    ssm_executor.create_document(ssm, "list-links", tiny_document("cat /proc/net/dev"))
+    result = runner(ssm, "list-links").run_onbox(host(instance_id="i-00000000000000a11"), {})
+    assert result.status == SUCCESS
+    interfaces = [line.split(":")[0].strip() for line in result.stdout.splitlines()[2:]]
+    assert interfaces == ["lo"]  # inside the namespace, not this machine's network
