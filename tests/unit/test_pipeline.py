@@ -146,3 +146,26 @@ targets:
     assert main(["history", "--db", db, "--target", "api"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2 and " 500 " in lines[0] and " 401 " in lines[1]
+
+
+def test_maintenance_window_silences_notifications_but_not_probing(site, tmp_path):
+    server, switch = site
+    switch.reply = Reply(502, "bad", {"Server": "nginx"})
+    config = load_config_text(f"""
+targets:
+  - name: api
+    url: {server.url("/api/v1/auth/demo-login")}
+    method: POST
+    timeout_s: 3
+    confirm: {{retries: 0}}
+    alerting: {{failure_threshold: 1, success_threshold: 1}}
+    maintenance:
+      - {{start: "2025-12-31T00:00:00Z", end: "2026-01-01T01:00:00Z", reason: "kernel upgrade"}}
+""")
+    notes = Recorder()
+    store = SQLiteStore(tmp_path / "g.db")
+    pipe = Pipeline(config, store, notes, clock=FakeClock())  # FakeClock starts 2026-01-01T00:00Z: inside
+    report = pipe.run_once()[0]
+    assert report.event == "opened" and report.verdict is not None
+    assert notes.sent == []  # silenced
+    assert len(store.history()) == 1 and len(store.list_incidents()) == 1  # but probed and recorded

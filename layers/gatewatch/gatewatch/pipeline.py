@@ -198,7 +198,17 @@ class Pipeline:
         return facts, diagnose(facts)
 
     def _notify(self, kind: str, target: str, incident_id: str, subject: str, text: str, data: dict) -> None:
+        """Tell humans, unless the target is in a maintenance window (probing and recording go on regardless)."""
         from gatewatch.notify import Notification
+        from gatewatch.remediation import active_window
+
+        try:
+            window = active_window(self.config.target(target), self.clock.now())
+        except KeyError:
+            window = None
+        if window is not None:
+            log.info("%s %s not sent: %s is in a maintenance window", kind, incident_id, target)
+            return
 
         self.notifier.send(Notification(kind=kind, target=target, incident_id=incident_id, subject=subject,
                                         text=text, data=data))
@@ -234,8 +244,7 @@ class Remediator:
         if not decision.allowed:
             if decision.action and decision.would_run:
                 summary["result"] = "suggested"
-                summary["summary"] = (f"would run `{decision.command_text}` ({decision.reason}); not run because "
-                                      f"remediation mode is {decision.mode}")
+                summary["summary"] = decision.reason
             else:
                 # a named action the guards refused, or a cause the catalogue says must never be automated
                 summary["result"] = "refused" if decision.action or decision.warning else "none"
