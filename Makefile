@@ -64,7 +64,10 @@ export SAM_CLI_TELEMETRY := 0
 # sam build needs python3.12 (the Lambda runtime) on PATH; Debian 12 has none, pyenv here does.
 PY312_BIN ?= $(lastword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin))
 
+# Everything generated from one source of truth: the state machine and the README picture from the decision
+# tree, the SSM documents from the on-box script and the remediation catalogue. Tests fail when these are stale.
 generate: venv
+	$(BIN)/python -m gatewatch.tree.export --write .
 	$(BIN)/python -m gatewatch.aws.ssm_documents --write
 
 $(TOOLS_VENV)/.installed:

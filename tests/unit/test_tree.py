@@ -136,3 +136,9 @@ def test_tree_cli_formats(capsys):
     assert out.startswith("flowchart TD") and "L_backend_down" in out
     assert main(["tree"]) == 0
     assert "=> backend_down" in capsys.readouterr().out
+
+
+def test_readme_shows_the_current_tree():
+    from gatewatch.tree.export import readme_block
+
+    assert readme_block(load_tree()) in (ROOT / "README.md").read_text(), "stale: run `make generate`"

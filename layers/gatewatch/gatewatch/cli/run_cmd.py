@@ -10,8 +10,10 @@ import time
 from gatewatch.cli import EXIT_DOWN, EXIT_OK, EXIT_USAGE
 
 
-def _db_arg(p) -> None:
+def _db_arg(p, table: bool = False) -> None:
     p.add_argument("--db", help="SQLite results store (default $GATEWATCH_DB or ~/.local/state/gatewatch/gatewatch.db)")
+    if table:
+        p.add_argument("--table", help="read the DynamoDB table of an AWS deployment instead (its TableName output)")
 
 
 def register(sub) -> None:
@@ -29,7 +31,7 @@ def register(sub) -> None:
     run.set_defaults(func=run_pipeline)
 
     inc = sub.add_parser("incidents", help="list incidents from the store, newest first")
-    _db_arg(inc)
+    _db_arg(inc, table=True)
     inc.add_argument("--target")
     inc.add_argument("--open", action="store_true", help="only open incidents")
     inc.add_argument("--limit", type=int, default=20)
@@ -37,7 +39,7 @@ def register(sub) -> None:
     inc.set_defaults(func=run_incidents)
 
     hist = sub.add_parser("history", help="recent probe results from the store, newest first")
-    _db_arg(hist)
+    _db_arg(hist, table=True)
     hist.add_argument("--target")
     hist.add_argument("--limit", type=int, default=20)
     hist.add_argument("--json", action="store_true")
@@ -48,6 +50,10 @@ def _store(args):
     from gatewatch.store import SQLiteStore, StoreError
 
     try:
+        if getattr(args, "table", None):
+            from gatewatch.store import DynamoDBStore
+
+            return DynamoDBStore(args.table)
         return SQLiteStore(args.db or None)
     except StoreError as exc:
         print(f"gatewatch: {exc}", file=sys.stderr)

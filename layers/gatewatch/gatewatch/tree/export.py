@@ -54,3 +54,39 @@ def to_mermaid(tree: Tree) -> str:
             target = f"L_{ref}" if tree.is_leaf(ref) else ref
             lines.append(f"  {node_id} -->|{label}| {target}")
     return "\n".join(lines) + "\n"
+
+
+README_BEGIN = "<!-- BEGIN GENERATED: gatewatch tree --format mermaid -->"
+README_END = "<!-- END GENERATED -->"
+
+
+def readme_block(tree: Tree) -> str:
+    return f"{README_BEGIN}\n```mermaid\n{to_mermaid(tree)}```\n{README_END}"
+
+
+def update_readme(text: str, tree: Tree) -> str:
+    """The README with its generated tree picture replaced (the markers must be there)."""
+    start, end = text.index(README_BEGIN), text.index(README_END) + len(README_END)
+    return text[:start] + readme_block(tree) + text[end:]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m gatewatch.tree.export --write ROOT``: regenerate the ASL definition and the README picture."""
+    import argparse
+    from pathlib import Path
+
+    from gatewatch.tree.asl import to_asl
+    from gatewatch.tree.model import load_tree
+
+    parser = argparse.ArgumentParser(prog="python -m gatewatch.tree.export")
+    parser.add_argument("--write", metavar="ROOT", required=True, help="the repository root")
+    root = Path(parser.parse_args(argv).write)
+    tree = load_tree()
+    (root / "infra" / "statemachine" / "diagnose.asl.json").write_text(to_asl(tree))
+    readme = root / "README.md"
+    readme.write_text(update_readme(readme.read_text(), tree))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
