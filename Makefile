@@ -33,8 +33,12 @@ $(STAMP): pyproject.toml
 lint: venv
 	$(BIN)/ruff check .
 
-test: setup
+# The README's test command: lint, the offline AWS checks (and sam build where python3.12 exists), every test.
+test: setup aws-tools
 	$(BIN)/ruff check .
+	$(MAKE) --no-print-directory infra-lint
+	@if [ -n "$(PY312_BIN)" ]; then $(MAKE) --no-print-directory sam-build; \
+	else echo "sam build skipped: no python3.12 interpreter on this machine"; fi
 	$(BIN)/pytest -q
 
 test-unit: venv
