@@ -160,6 +160,9 @@ serverurl=unix://{d}/supervisor.sock
 command={python} {backend} {port} ok {marker}
 stderr_logfile={d}/good.err.log
 startsecs=1
+[program:slow]
+command={python} {backend} {slow_port} ok {marker}-slow
+startsecs=60
 [program:bad]
 command={python} -c "import gatewatch_no_such_module_xyz"
 stderr_logfile=%(here)s/%(program_name)s.err.log
@@ -184,7 +187,9 @@ def test_supervisor_running_program_and_crash_loop(tmp_path, procs):
     backend_py.write_text(BACKEND)
     port, marker = free_port(), f"gwtest-{uuid.uuid4().hex[:8]}"
     conf = d / "supervisord.conf"
-    conf.write_text(SUPERVISOR_CONF.format(d=d, python=sys.executable, backend=backend_py, port=port, marker=marker))
+    slow_port = free_port()
+    conf.write_text(SUPERVISOR_CONF.format(d=d, python=sys.executable, backend=backend_py, port=port, marker=marker,
+                                           slow_port=slow_port))
     supervisord = subprocess.Popen([str(SUPERVISORD), "-c", str(conf)], stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
     try:
@@ -195,8 +200,9 @@ def test_supervisor_running_program_and_crash_loop(tmp_path, procs):
             if states.get("good") == "RUNNING" and states.get("bad") == "FATAL":
                 break
             time.sleep(0.2)
-        assert states == {"good": "RUNNING", "bad": "FATAL"}
+        assert states == {"good": "RUNNING", "bad": "FATAL", "slow": "STARTING"}
         wait_listening(port)
+        wait_listening(slow_port)
         base = {"service_manager": "supervisor", "supervisor_config": str(conf), "backend_port": port,
                 "nginx_conf": str(d / "none.conf"), "nginx_error_log": str(d / "error.log")}
 
@@ -206,6 +212,12 @@ def test_supervisor_running_program_and_crash_loop(tmp_path, procs):
         assert svc["state"] == "RUNNING" and svc["running"] is True and svc["crash_loop"] is False
         assert report["port"]["value"]["owned_by_service"] is True
         assert report["port"]["value"]["pid"] == svc["pid"]
+
+        # Still STARTING (startsecs not reached) but already serving: its port is its own, not a conflict.
+        code, report, _ = run_script(dict(base, service="slow", backend_port=slow_port))
+        svc = report["service"]["value"]
+        assert svc["state"] == "STARTING" and svc["running"] is False and svc["pid"]
+        assert report["port"]["value"]["owned_by_service"] is True
 
         env = dict(os.environ, PATH=f"{SUPERVISORCTL.parent}:{os.environ.get('PATH', '')}")
         for python in PYTHONS:

@@ -1006,6 +1006,11 @@ def _service_supervisor(ctx, p, value, evidence):
     value["running"] = state == "RUNNING"
     pid_m = re.search(r"pid (\d+)", detail)
     value["pid"] = int(pid_m.group(1)) if pid_m else None
+    if state == "STARTING" and value["pid"] is None:
+        # status shows no pid while starting, but the process exists: ownership of the port depends on it.
+        res_pid = run_cmd(ctx, argv[:-2] + ["pid", p["service"]], timeout=2.0)
+        if res_pid.out.strip().isdigit() and int(res_pid.out.strip()) > 0:
+            value["pid"] = int(res_pid.out.strip())
     up = UPTIME_RE.search(detail)
     if up:
         days = int(up.group(1) or 0)
