@@ -17,4 +17,5 @@ tracer = Tracer()
 @event_parser(model=DiagnosisState)
 def handler(event: DiagnosisState, context: LambdaContext) -> dict:
     state = event.model_dump(by_alias=True, exclude_none=True)
-    return guard_step(state, runtime.store(), runtime.load_targets(), runtime.ceiling())
+    return guard_step(state, runtime.store(), runtime.load_targets(), runtime.ceiling(),
+                      settle_s=runtime.settle_seconds())

@@ -11,13 +11,14 @@ from gatewatch.steps import probe_step
 
 logger = Logger()
 tracer = Tracer()
-metrics = Metrics()
+# The template's Globals set the namespace; the default keeps a stray environment from breaking the schema.
+NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "Gatewatch"
+metrics = Metrics(namespace=NAMESPACE)
 
 
 def _per_target(name: str, unit: str, value: float, target: str) -> None:
     """Per-target metrics carry a ``target`` dimension; kept to two per target because each costs money."""
-    namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Gatewatch")
-    with single_metric(name=name, unit=unit, value=value, namespace=namespace) as metric:
+    with single_metric(name=name, unit=unit, value=value, namespace=NAMESPACE) as metric:
         metric.add_dimension(name="target", value=target)
 
 

@@ -45,6 +45,14 @@ def notifier() -> Any:
     return SNSNotifier(env("TOPIC_ARN"))
 
 
+def settle_seconds() -> float:
+    """How long the state machine waits after a remediation before verifying it (REMEDIATION_SETTLE_S)."""
+    try:
+        return max(0.0, min(300.0, float(env("REMEDIATION_SETTLE_S", "10"))))
+    except ValueError:
+        return 10.0
+
+
 def ceiling() -> str:
     value = env("REMEDIATION_CEILING", "suggest")
     return value if value in ("off", "suggest", "auto") else "off"

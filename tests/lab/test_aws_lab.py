@@ -1,0 +1,148 @@
+"""The AWS deployment against the real lab, in moto: a scheduled ProbeFunction tick sees the injected fault, the
+state machine runs the generated on-box document through SSM inside the lab's namespace, walks the tree, records,
+asks the GuardFunction, runs the remediation document (a real supervisorctl restart), verifies with the on-box
+checks and the outside probe, resolves the incident as auto-remediated and notifies through SNS to SQS."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from gatewatch.aws import runtime
+from gatewatch.pipeline import collect_facts
+from gatewatch.probe import probe_target
+from gatewatch.runner.local import LocalRunner
+from gatewatch.tree import diagnose
+from tests.integration.conftest import (  # noqa: F401 - fixtures used by name
+    ONBOX_DOCUMENT,
+    REMEDIATION_DOCUMENT,
+    aws,
+    lambda_dispatch,
+    ssm_executor,
+    table,
+    template,
+    topic_and_queue,
+)
+from tests.sfn_harness import render_definition
+
+pytestmark = pytest.mark.lab
+
+INSTANCE = "i-0fedcba9876543210"
+PARAMETER = "/gatewatch/targets"
+STEPS = {"gatewatch-facts": "facts", "gatewatch-record": "record", "gatewatch-guard": "guard",
+         "gatewatch-reprobe": "reprobe"}
+
+
+def targets_yaml(lab) -> str:
+    """The lab's targets file, as an AWS user would write it: the host is an SSM instance with default guardrails."""
+    doc = yaml.safe_load(Path(lab.targets_path).read_text())
+    target = doc["targets"][0]
+    host = target["host"]
+    host.pop("local", None)
+    host.pop("netns", None)
+    host["instance_id"] = INSTANCE
+    target["remediation"] = {"mode": "auto", "cooldown_minutes": 15, "max_per_day": 3}
+    return yaml.safe_dump(doc)
+
+
+@pytest.fixture
+def stack(lab, aws, table, topic_and_queue, ssm_executor, lambda_dispatch, monkeypatch):  # noqa: F811
+    ssm, sfn, iam, lam = aws.client("ssm"), aws.client("stepfunctions"), aws.client("iam"), aws.client("lambda")
+    ssm_executor.create_gatewatch_documents(ssm)
+    venv_bin = str(Path(sys.executable).parent)
+    ssm_executor.add_instance(INSTANCE, prefix=("ip", "netns", "exec", lab.netns),
+                              env={"PATH": f"{venv_bin}:{os.environ.get('PATH', '')}:/usr/sbin:/sbin"})
+    role = iam.create_role(RoleName="gw", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    for name, module in STEPS.items():
+        lam.create_function(FunctionName=name, Runtime="python3.12", Role=role, Handler="app.handler",
+                            Code={"ZipFile": b"dispatched in-process"})
+        lambda_dispatch[name] = importlib.import_module(f"functions.{module}.app").handler
+    subs = {"OnboxDocumentName": ONBOX_DOCUMENT, "RemediationDocumentName": REMEDIATION_DOCUMENT,
+            "TopicArn": topic_and_queue.topic_arn,
+            **{f"{m.capitalize()}FunctionArn": f"arn:aws:lambda:us-east-1:123456789012:function:{n}"
+               for n, m in STEPS.items()}}
+    machine = sfn.create_state_machine(name="gatewatch-diagnose", roleArn=role,
+                                       definition=render_definition(subs))["stateMachineArn"]
+    ssm.put_parameter(Name=PARAMETER, Type="String", Value=targets_yaml(lab))
+    for key, value in {"TABLE_NAME": table, "TOPIC_ARN": topic_and_queue.topic_arn, "TARGETS_PARAMETER": PARAMETER,
+                       "REMEDIATION_CEILING": "auto", "REMEDIATION_SETTLE_S": "2", "STATE_MACHINE_ARN": machine,
+                       "POWERTOOLS_TRACE_DISABLED": "1", "POWERTOOLS_SERVICE_NAME": "gatewatch"}.items():
+        monkeypatch.setenv(key, value)
+    from aws_lambda_powertools.utilities import parameters
+
+    parameters.clear_caches()
+    runtime.store.cache_clear()
+    runtime.notifier.cache_clear()
+    lab.heal()
+    yield SimpleNamespace(sfn=sfn, machine=machine, queue=topic_and_queue, executor=ssm_executor)
+    runtime.store.cache_clear()
+    runtime.notifier.cache_clear()
+    lab.heal()
+
+
+def tick() -> dict:
+    probe = importlib.import_module("functions.probe.app")
+    ctx = SimpleNamespace(function_name="probe", memory_limit_in_mb=256, aws_request_id="r",
+                          invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:probe")
+    return probe.handler({}, ctx)
+
+
+def finished(sfn, machine: str, count: int, timeout_s: float = 120.0) -> list[dict]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        runs = sfn.list_executions(stateMachineArn=machine)["executions"]
+        if len(runs) >= count and all(r["status"] != "RUNNING" for r in runs):
+            return [sfn.describe_execution(executionArn=r["executionArn"]) for r in runs]
+        time.sleep(0.3)
+    raise AssertionError("the diagnosis did not finish in time")
+
+
+def test_backend_stopped_is_diagnosed_fixed_and_verified_through_ssm(stack, lab):
+    tick()  # healthy round: the target is UP
+    lab.inject("backend_stopped")
+    local = diagnose(collect_facts(lab.target(), probe_target(lab.target()).to_dict(), LocalRunner()))
+    result = tick()
+    [opened] = [e for e in result["events"] if e["event"] == "opened"]
+    [desc] = finished(stack.sfn, stack.machine, 1)
+    assert desc["status"] == "SUCCEEDED", desc.get("cause")
+
+    incident = runtime.store().get_incident(opened["incident_id"])
+    assert incident.verdict["category"] == "backend_down" == local["category"]
+    assert incident.verdict["path"] == local["path"]  # the state machine walked what the local pipeline walked
+    assert incident.remediation["action"] == "restart_backend"
+    assert incident.remediation["result"] == "verified", incident.remediation
+    assert incident.status == "resolved" and incident.resolution == "auto_remediated" and incident.duration_s > 0
+    assert lab.healthy()
+
+    documents = [r.document for r in stack.executor.runs]
+    assert documents == [ONBOX_DOCUMENT, REMEDIATION_DOCUMENT, ONBOX_DOCUMENT]  # check, fix, verify
+    fix = stack.executor.runs[1]
+    assert fix.parameters["Action"] == ["restart_backend"] and fix.invocation["Status"] == "Success"
+
+    story = [a.decision for a in runtime.store().list_actions(incident_id=opened["incident_id"])]
+    assert story[:1] == ["considered"] and "allowed" in story and "ran" in story and story[-1] == "verified"
+    [message] = stack.queue.read(expect=1)
+    assert message["Subject"].startswith("[gatewatch] FIXED lab-api") and "restart_backend" in message["Message"]
+    state = runtime.store().get_state("lab-api")
+    assert state.status == "UP" and state.incident_id is None
+
+    # the same fault again at once: the cooldown refuses a second restart, and a human is told
+    lab.inject("backend_stopped")
+    second = tick()
+    [again] = [e for e in second["events"] if e["event"] == "opened"]
+    runs = finished(stack.sfn, stack.machine, 2)
+    assert all(r["status"] == "SUCCEEDED" for r in runs)
+    incident = runtime.store().get_incident(again["incident_id"])
+    assert incident.remediation["result"] == "refused" and incident.remediation["guard"] == "cooldown"
+    assert [r.document for r in stack.executor.runs].count(REMEDIATION_DOCUMENT) == 1
+    [message] = stack.queue.read(expect=1)
+    assert "cooldown" in message["Message"]
+    json.dumps(incident.to_dict())  # the stored incident stays plain JSON
