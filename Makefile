@@ -57,6 +57,19 @@ bench: venv
 demo: setup
 	$(BIN)/gatewatch lab demo
 
+# The real fault lab (root): nginx, the FastAPI backend and PostgreSQL in the network namespace gwlab, the edge on
+# 127.0.0.1:18080. `gatewatch lab faults` lists what `gatewatch lab inject NAME` can break; `lab heal` mends it.
+.PHONY: lab-up lab-down record-facts
+lab-up: setup
+	$(BIN)/gatewatch lab up
+
+lab-down: venv
+	$(BIN)/gatewatch lab down
+
+# Re-records tests/events/onbox/*.json and tests/events/facts/*.json from the real lab (commit the result).
+record-facts: setup
+	GATEWATCH_RECORD=1 $(BIN)/pytest -q tests/lab/test_faults.py
+
 # -- AWS: generated artefacts, offline template checks, sam build --------------------------------------------------
 # Each tool lives in its own environment so its pins never meet the project's: aws-sam-cli (with cfn-lint) in
 # .venv-tools, checkov in .venv-checkov, asl-validator under .tools (npm). Measured fresh: about 45 s, 40 s and 5 s.
