@@ -1,7 +1,10 @@
-"""One contract for every results-store adapter: SQLite (a temp file) and DynamoDB (moto, table built from the
-template's own definition). An adapter that drifts from the port fails here, not in production."""
+"""One contract for every results-store adapter: SQLite (a temp file) and DynamoDB (moto in-process, and once more
+through moto's HTTP server on loopback; the table is built from the template's own definition). An adapter that
+drifts from the port fails here, not in production."""
 
 from __future__ import annotations
+
+import uuid
 
 import boto3
 import pytest
@@ -34,18 +37,39 @@ NESTED = {
 }
 
 
-@pytest.fixture(params=["sqlite", "dynamodb"])
+FAKE_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@pytest.fixture(scope="module")
+def moto_http():
+    """moto as a real HTTP server on loopback, shared by the module (each test gets its own table)."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "dynamodb", "dynamodb-over-http"])
 def store(request, tmp_path, monkeypatch):
     if request.param == "sqlite":
         s = SQLiteStore(tmp_path / "gatewatch.db")
         yield s
         s.close()
         return
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
+    for key, value in FAKE_ENV.items():
         monkeypatch.setenv(key, value)
+    if request.param == "dynamodb-over-http":
+        endpoint = request.getfixturevalue("moto_http")
+        client = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=endpoint)
+        name = f"gatewatch-contract-{uuid.uuid4().hex[:12]}"
+        create_table_from_template(client, load_template(), name)
+        yield DynamoDBStore(name, client=client)
+        client.delete_table(TableName=name)
+        return
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         create_table_from_template(client, load_template(), "gatewatch-contract")
