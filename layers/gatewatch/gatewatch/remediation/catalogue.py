@@ -16,18 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from gatewatch.config.models import COMMAND_PLACEHOLDERS, PLACEHOLDER_RE, REMEDIATION_ACTIONS
 from gatewatch.remediation.checks_first import CHECKS_FIRST
 from gatewatch.remediation.preconditions import PRECONDITIONS
+from gatewatch.tree.model import CATEGORIES
 
 CATALOGUE_PATH = Path(__file__).with_name("catalogue.yaml")
 
-# The stable verdict categories (docs: DESIGN.md). The tree may add more; those are simply not catalogued.
-CATEGORIES = (
-    "healthy", "transient", "dns_failure", "tls_certificate_invalid", "tls_certificate_expiring",
-    "edge_unreachable", "edge_to_origin_blocked", "origin_tls_error", "route_not_found", "assertion_failed",
-    "host_unreachable", "proxy_down", "proxy_config_invalid", "proxy_upstream_mismatch", "proxy_header_too_big",
-    "proxy_permission_denied", "backend_down", "backend_crash_loop", "backend_not_listening", "port_conflict",
-    "backend_hung", "backend_unhealthy", "database_unavailable", "endpoint_error", "firewall_blocked",
-    "out_of_memory", "disk_full", "fd_exhausted", "unknown",
-)  # fmt: skip
+# The verdict categories are the tree's (one list, gatewatch.tree.model.CATEGORIES).
 MANAGERS = ("systemd", "supervisor")  # "command" takes its argv from the host's own config
 HOST_FIELDS = ("service", "proxy_service", "supervisor_config")
 
