@@ -151,6 +151,7 @@ class Lab:
         if not self.sup.alive():
             self._write_baseline_files(tools)
             self._init_database(Path(tools["postgres"]).parent)
+            self._kill_leftovers()  # a lab whose supervisord died leaves its programs holding the ports
             self._ensure_netns(tools["ip"])
             self._run([tools["ip"], "netns", "exec", self.netns, tools["supervisord"], "-c",
                        str(self.paths.supervisord_conf)])
@@ -189,10 +190,7 @@ class Lab:
                 _kill(pid, signal.SIGKILL)
         self._stop_edge()
         if self._netns_exists():
-            out = self._run(["ip", "netns", "pids", self.netns], check=False).stdout
-            for line in out.split():
-                if line.isdigit():  # only processes inside the lab's own namespace
-                    _kill(int(line), signal.SIGKILL)
+            self._kill_leftovers()
             self._run(["ip", "netns", "del", self.netns], check=False)
         shutil.rmtree(Path("/etc/netns") / self.netns, ignore_errors=True)
         with contextlib.suppress(OSError):
@@ -386,6 +384,16 @@ class Lab:
             return
         self._run(["runuser", "-u", "postgres", "--", str(pg_bin / "initdb"), "-D", str(self.paths.pg_data),
                    "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"], timeout_s=120)
+
+    def _kill_leftovers(self) -> None:
+        """SIGKILL every process inside the lab's own namespace (nothing else lives there)."""
+        if not self._netns_exists():
+            return
+        out = self._run(["ip", "netns", "pids", self.netns], check=False).stdout
+        pids = [int(line) for line in out.split() if line.isdigit()]
+        for pid in pids:
+            _kill(pid, signal.SIGKILL)
+        self._wait(lambda: not any(_alive(pid) for pid in pids), 5, None)
 
     def _netns_exists(self) -> bool:
         return Path("/run/netns", self.netns).exists()
