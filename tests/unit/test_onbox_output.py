@@ -189,3 +189,73 @@ def test_an_overrunning_check_keeps_what_it_had_found(only_checks):
 ])
 def test_the_right_nginx_master_is_chosen(cmdline, conf, prefix, ours):
     assert checks._master_is_ours(cmdline, conf, prefix) is ours
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    """An HTTPS server on loopback with a throwaway self-signed certificate; yields (port, served SNI names)."""
+    import http.server
+    import shutil
+    import ssl
+    import subprocess
+    import threading
+
+    if not shutil.which("openssl"):
+        pytest.skip("needs the openssl command (apt-get install openssl)")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=api.example.com",
+                    "-days", "1", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    names: list[str | None] = []
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    context.sni_callback = lambda sock, name, ctx: names.append(name)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = json.dumps({"host": self.headers["Host"]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1], names
+    server.shutdown()
+    server.server_close()
+
+
+def test_https_to_nginx_on_443_speaks_tls_with_the_public_name(tls_server):
+    port, names = tls_server
+    h = checks.http_check("127.0.0.1", port, "/x", host_header="api.example.com", tls=True, timeout=3)
+    assert h["url"] == f"https://127.0.0.1:{port}/x"
+    assert h["status"] == 200 and h["json"] == {"host": "api.example.com"}
+    assert names == ["api.example.com"]
+    plain = checks.http_check("127.0.0.1", port, "/x", host_header="api.example.com", timeout=3)
+    assert plain["status"] is None or plain["status"] == 400  # plain HTTP to a TLS port is not an answer
+
+
+def test_tls_to_a_plain_http_port_is_a_tls_error():
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+
+    def answer():
+        conn, _ = srv.accept()
+        conn.recv(4096)
+        conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        conn.close()
+
+    threading.Thread(target=answer, daemon=True).start()
+    h = checks.http_check("127.0.0.1", srv.getsockname()[1], "/", tls=True, timeout=3)
+    srv.close()
+    assert h["status"] is None and h["error"].startswith("TLS failed")

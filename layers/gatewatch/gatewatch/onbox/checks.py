@@ -514,9 +514,10 @@ def utc_iso(ts: float) -> str:
 # HTTP: a tiny client with a total deadline and a size bound (http.client's timeout is per socket operation).
 
 def http_check(host: str, port: int, path: str, method: str = "GET", host_header=None, body=None,
-               timeout: float = 3.0, ctx=None) -> dict:
+               timeout: float = 3.0, ctx=None, tls: bool = False) -> dict:
+    """One request with a total deadline. ``tls``: HTTPS without verification (the local hop; SNI = Host)."""
     shown = "[%s]" % host if ":" in host else host
-    url = "http://%s:%d%s" % (shown, port, path)
+    url = "%s://%s:%d%s" % ("https" if tls else "http", shown, port, path)
     out = {"url": url, "status": None, "latency_ms": None, "timed_out": False, "refused": False, "error": None,
            "json": None, "body_excerpt": "", "connected_to": None}
     start = time.monotonic()
@@ -536,6 +537,16 @@ def http_check(host: str, port: int, path: str, method: str = "GET", host_header
     try:
         peer = sock.getpeername()
         out["connected_to"] = _fmt_addr(peer[0], peer[1])
+        if tls:
+            import ssl
+
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE  # we test the local hop, not the certificate (the probe does)
+            sock.settimeout(max(0.05, end - time.monotonic()))
+            server_name = (host_header or "").split(":")[0] or None
+            sock = context.wrap_socket(sock, server_hostname=server_name if server_name and
+                                       not _ip_or_localhost(server_name) else None)
         payload = body.encode("utf-8") if body is not None else b""
         lines = ["%s %s HTTP/1.1" % (method, path), "Host: %s" % (host_header or "%s:%d" % (shown, port)),
                  "User-Agent: gatewatch-onbox/%s" % VERSION, "Accept: */*", "Connection: close"]
@@ -560,6 +571,8 @@ def http_check(host: str, port: int, path: str, method: str = "GET", host_header
                 break
     except socket.timeout:
         out.update(timed_out=True, error="no complete response within %.1fs" % (end - start))
+    except ssl_errors() as exc:
+        out["error"] = "TLS failed: %s" % _short(exc, 200)
     except ConnectionResetError:
         out["error"] = "connection reset by peer"
     except OSError as exc:
@@ -590,6 +603,15 @@ def http_check(host: str, port: int, path: str, method: str = "GET", host_header
     elif not data and not out["error"]:
         out["error"] = "connection closed without a response"
     return out
+
+
+def ssl_errors():
+    try:
+        import ssl
+
+        return (ssl.SSLError, ssl.CertificateError)
+    except ImportError:  # a python built without ssl: nothing of that kind can be raised
+        return ()
 
 
 def _headers(head: bytes) -> dict:
@@ -1221,7 +1243,8 @@ def check_local_endpoint(ctx):
 
     def via_nginx():
         out["via_nginx"] = http_check("127.0.0.1", p["nginx_port"], p["endpoint_path"], p["endpoint_method"],
-                                      p["public_host"], p["endpoint_body"], timeout=ENDPOINT_TIMEOUT_S, ctx=ctx)
+                                      p["public_host"], p["endpoint_body"], timeout=ENDPOINT_TIMEOUT_S, ctx=ctx,
+                                      tls=p["nginx_port"] in (443, 8443))
 
     threads = [threading.Thread(target=fn, daemon=True) for fn in (direct, via_nginx)]
     for t in threads:
