@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 
 import pytest
 
@@ -259,3 +260,39 @@ def test_tls_to_a_plain_http_port_is_a_tls_error():
     h = checks.http_check("127.0.0.1", srv.getsockname()[1], "/", tls=True, timeout=3)
     srv.close()
     assert h["status"] is None and h["error"].startswith("TLS failed")
+
+
+def _kill(pid=4321, process="python3", memcg=None, at="2026-11-25T13:00:00.000Z"):
+    return {"pid": pid, "process": process, "memcg": memcg, "at": at}
+
+
+def _backend(started, cgroups=(), service=None, pids=(1,)):
+    return {"pids": set(pids), "names": {"python3"}, "cgroups": set(cgroups), "service": service, "started": started}
+
+
+def test_oom_victim_attribution():
+    killed_at = datetime(2026, 11, 25, 13, 0, tzinfo=UTC).timestamp()
+    is_backend = checks._oom_victim_is_backend
+    assert is_backend(_kill(pid=1), _backend(killed_at - 600))  # by pid
+    # Another program's python3 in its own memory cgroup: not ours, even though the name is the same.
+    assert not is_backend(_kill(memcg="/gwtest"), _backend(killed_at + 5, cgroups=["/system.slice/app.service"]))
+    assert is_backend(_kill(memcg="/system.slice/app.service"), _backend(None, service="app.service"))
+    assert is_backend(_kill(memcg="/system.slice/app.service"), _backend(killed_at - 600,
+                                                                        cgroups=["/system.slice/app.service"]))
+    # Same name, no cgroup to tell: the backend restarted after the kill -> it was the victim; running since
+    # before the kill -> it was not.
+    assert is_backend(_kill(), _backend(killed_at + 2))
+    assert not is_backend(_kill(), _backend(killed_at - 600))
+    assert is_backend(_kill(), _backend(None))  # backend not running now: the kill explains it
+    assert not is_backend(_kill(process="postgres"), _backend(None))
+
+
+def test_oom_kills_merge_the_two_kernel_lines_of_one_kill():
+    records = [
+        (1000.0, "oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/gwtest,"
+                 "task_memcg=/gwtest,task=python3,pid=18586,uid=0"),
+        (1000.0, "Memory cgroup out of memory: Killed process 18586 (python3) total-vm:78044kB, anon-rss:65152kB"),
+        (10.0, "Out of memory: Killed process 7 (old) total-vm:1kB"),
+    ]
+    assert checks.oom_kills(records, since=500.0) == [
+        {"pid": 18586, "process": "python3", "memcg": "/gwtest", "at": "1970-01-01T00:16:40.000Z"}]

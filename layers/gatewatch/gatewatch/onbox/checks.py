@@ -740,6 +740,7 @@ def classify_error_log(lines, window_minutes: int, now=None) -> dict:
             continue
         up = UPSTREAM_FIELD_RE.search(message)
         events.append((when, sig, line.strip(), up.group(1) if up else None))
+    events.sort(key=lambda e: e[0])  # several logs merged: by time, file order kept within a second
     burst_start = None
     if events:
         burst_index = len(events) - 1
@@ -792,6 +793,8 @@ PASS_RE = re.compile(r"\b(proxy_pass|grpc_pass|uwsgi_pass|fastcgi_pass)\s+([^\s;
 BUFFER_RE = re.compile(r"\bproxy_buffer_size\s+([^\s;]+)\s*;")
 LISTEN_RE = re.compile(r"\blisten\s+([^;]+);")
 INCLUDE_RE = re.compile(r"\binclude\s+([^\s;]+)\s*;")
+ERROR_LOG_RE = re.compile(r"\berror_log\s+([^\s;]+)")
+MAX_ERROR_LOGS = 4
 
 
 def _strip_comments(text: str) -> str:
@@ -805,8 +808,9 @@ def parse_nginx_config(text: str) -> dict:
     passes = [v for _, v in PASS_RE.findall(body)]
     buffers = BUFFER_RE.findall(body)
     listens = [" ".join(v.split()) for v in LISTEN_RE.findall(body)]
+    error_logs = [v for v in ERROR_LOG_RE.findall(body) if not v.startswith(("stderr", "syslog:", "memory:"))]
     return {"files": files, "upstreams": upstreams, "proxy_pass": passes,
-            "proxy_buffer_size": buffers[-1] if buffers else None, "listen": listens}
+            "proxy_buffer_size": buffers[-1] if buffers else None, "listen": listens, "error_logs": error_logs}
 
 
 def _split_hostport(text: str, default_port: int):
@@ -1358,6 +1362,12 @@ def check_nginx(ctx):
         evidence.append("no nginx master process%s" % (" for this config (%d other master(s))" % n_masters
                                                          if n_masters else ""))
     argv = _nginx_argv(p, master)
+    # Upstream errors go to the error_log of the server/location that proxied: read every log nginx writes to.
+    log_paths = [p["nginx_error_log"]]
+    m_prefix = _master_paths(master["cmdline"])[0] if master else None
+    if master and " -e " in master["cmdline"]:
+        tokens = master["cmdline"].split()
+        log_paths.append(tokens[tokens.index("-e") + 1])
     tool = which(p["nginx_bin"])
     conf_text = None
     if tool is None:
@@ -1394,6 +1404,7 @@ def check_nginx(ctx):
         value["proxy_buffer_size"] = conf["proxy_buffer_size"]
         value["listen"] = conf["listen"][:10]
         value["config_files"] = conf["files"][:20]
+        log_paths += conf["error_logs"]
         targets = []
         for url in conf["proxy_pass"]:
             for t in pass_targets(url, conf["upstreams"]):
@@ -1439,7 +1450,8 @@ def check_nginx(ctx):
     ctx.wait_for("local_endpoint", reserve_s=1.5)
     log = {"signatures": [], "primary": None}
     try:
-        log = _nginx_error_log(p, value, evidence)
+        prefix = argv[argv.index("-p") + 1] if "-p" in argv else m_prefix
+        log = _nginx_error_log(p, value, evidence, _log_candidates(log_paths, prefix))
     except Exception as exc:  # noqa: BLE001 - the log is one part; the rest of the check still reports
         value["error_log"] = {"path": p["nginx_error_log"], "readable": False, "error": _errtext(exc)}
     failing = (not value["running"] or value["config_test_ok"] is False or value["matches_backend"] is False
@@ -1451,18 +1463,44 @@ def check_nginx(ctx):
                   error_signatures=log["signatures"], primary_signature=log["primary"])
 
 
-def _nginx_error_log(p, value, evidence):
-    path = p["nginx_error_log"]
-    info = {"path": path, "readable": False, "error": None, "lines_in_window": 0, "bytes_read": 0}
+def _log_candidates(paths, prefix) -> list:
+    """Distinct absolute, safe paths (relative ones are under the prefix), the configured one first."""
+    out = []
+    for path in paths:
+        if not path.startswith("/"):
+            if not prefix:
+                continue
+            path = os.path.join(prefix, path)
+        path = os.path.normpath(path)
+        if _safe_path(path) and path not in out:
+            out.append(path)
+    return out[:MAX_ERROR_LOGS]
+
+
+def _nginx_error_log(p, value, evidence, paths=None):
+    paths = paths or [p["nginx_error_log"]]
+    info = {"path": paths[0], "paths": [], "readable": False, "error": None, "lines_in_window": 0,
+            "bytes_read": 0}
     value["error_log"] = info
-    try:
-        text, size = read_tail(path, LOG_TAIL_BYTES)
-    except OSError as exc:
-        info["error"] = _errtext(exc)
+    lines, errors = [], []
+    for path in paths:
+        try:
+            text, size = read_tail(path, LOG_TAIL_BYTES)
+        except OSError as exc:
+            errors.append(_errtext(exc))
+            continue
+        if not info["readable"]:
+            info.update(path=path, readable=True, size=size)
+        info["paths"].append(path)
+        info["bytes_read"] += min(size, LOG_TAIL_BYTES)
+        lines += text.splitlines()
+    if not info["readable"]:
+        info["error"] = errors[0] if errors else "no error log"
         evidence.append("error log unreadable: %s" % info["error"])
         return {"signatures": [], "primary": None}
-    info.update(readable=True, bytes_read=min(size, LOG_TAIL_BYTES), size=size)
-    log = classify_error_log(text.splitlines(), p["log_window_minutes"])
+    if errors and p["nginx_error_log"] not in info["paths"]:
+        info["error"] = errors[0]
+    log = classify_error_log(lines, p["log_window_minutes"])
     info["lines_in_window"] = log["lines_in_window"]
     info["burst_start"] = log["burst_start"]
     if log["primary"]:
@@ -1673,6 +1711,69 @@ def check_firewall(ctx):
 
 OOM_RE = re.compile(r"(?:Out of memory|Memory cgroup out of memory): Killed process (\d+) \(([^)]*)\)|"
                     r"oom-kill:.*?task=([^,\s]+),pid=(\d+)")
+OOM_MEMCG_RE = re.compile(r"oom-kill:.*?task_memcg=([^,\s]*),task=([^,\s]+),pid=(\d+)")
+
+
+def oom_kills(records, since: float) -> list:
+    """[{pid, process, at, memcg}] of the kernel's OOM kills since ``since`` (records without a time count)."""
+    kills = {}
+    for when, text in records:
+        m = OOM_RE.search(text)
+        if not m or (when is not None and when < since):
+            continue
+        pid = int(m.group(1) or m.group(4))
+        kill = kills.setdefault(pid, {"pid": pid, "process": m.group(2) or m.group(3), "memcg": None,
+                                      "at": utc_iso(when) if when else None, "_when": when})
+        cg = OOM_MEMCG_RE.search(text)
+        if cg:
+            kill["memcg"] = cg.group(1) or None
+    out = list(kills.values())
+    for kill in out:
+        kill.pop("_when")
+    return out
+
+
+def _cgroup_of(pid: int):
+    try:
+        for line in read_file("/proc/%d/cgroup" % pid, 8192).splitlines():
+            if line.startswith("0::"):
+                return line[3:].strip()
+    except OSError:
+        pass
+    return None
+
+
+def _backend_identity(p, procs, backend_pids, svc_pid) -> dict:
+    names = {procs[pid]["comm"] for pid in backend_pids if pid in procs}
+    if p["process_match"]:
+        names.add(os.path.basename(p["process_match"].split()[0])[:15])
+    cgroups = {cg for cg in (_cgroup_of(pid) for pid in backend_pids) if cg}
+    started = [procs[pid]["start"] for pid in ([svc_pid] if svc_pid else []) if pid in procs]
+    return {"pids": set(backend_pids), "names": names, "cgroups": cgroups, "service": p["service"],
+            "started": started[0] if started else None}
+
+
+def _oom_victim_is_backend(kill: dict, backend: dict) -> bool:
+    """By pid; else by memory cgroup (the unit's own, or the backend's); else by name, when the backend died or
+    restarted after the kill (a backend running since before the kill cannot have been the victim)."""
+    if kill["pid"] in backend["pids"]:
+        return True
+    memcg = kill.get("memcg")
+    if memcg:
+        if backend["service"] and backend["service"].split(".")[0] in memcg:
+            return True
+        if backend["cgroups"]:
+            if memcg not in backend["cgroups"]:
+                return False
+            if memcg != "/":
+                return True  # the backend's own cgroup
+    if kill["process"] not in backend["names"] and kill["process"] != (backend["service"] or "")[:15]:
+        return False
+    if backend["started"] is None or kill["at"] is None:
+        return True
+    killed_at = _dt.datetime.strptime(kill["at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=_dt.timezone.utc).timestamp()  # noqa: UP017 - the script runs on python 3.8
+    return backend["started"] >= killed_at - 1
 
 
 def read_kernel_messages(ctx, max_records: int = 50000):
@@ -1811,35 +1912,19 @@ def check_resources(ctx):
                 value["fd_exhausted"] = True
                 evidence.append("%s pid %d has %d of %s file descriptors open" % (
                     label, worst[1]["pid"], worst[1]["open"], worst[1]["limit"]))
-    # OOM kills in the kernel log within the window, and whether the victim looks like the backend.
-    names = set()
-    for pid in backend_pids:
-        if pid in procs:
-            names.add(procs[pid]["comm"])
-    if p["process_match"]:
-        names.add(os.path.basename(p["process_match"].split()[0])[:15])
-    if p["service"]:
-        names.add(p["service"][:15])
+    # OOM kills in the kernel log within the window, and whether the victim was the backend.
     try:
         source, records = read_kernel_messages(ctx)
         value["kernel_log"] = source
-        since = time.time() - p["log_window_minutes"] * 60
-        for when, text in records:
-            m = OOM_RE.search(text)
-            if not m:
-                continue
-            pid = int(m.group(1) or m.group(4))
-            comm = m.group(2) or m.group(3)
-            if when is not None and when < since:
-                continue
-            kill = {"pid": pid, "process": comm, "at": utc_iso(when) if when else None,
-                    "backend": pid in backend_pids or comm in names}
-            if kill not in value["oom_kills"]:
-                value["oom_kills"].append(kill)
-        value["oom_kills"] = value["oom_kills"][-10:]
+        kills = oom_kills(records, time.time() - p["log_window_minutes"] * 60)
+        backend = _backend_identity(p, procs, backend_pids, svc_pid)
+        for kill in kills:
+            kill["backend"] = _oom_victim_is_backend(kill, backend)
+        value["oom_kills"] = kills[-10:]
         value["oom_killed_backend"] = any(k["backend"] for k in value["oom_kills"])
         if value["oom_kills"]:
-            evidence.append("OOM kills: %s" % ", ".join("%s(%d)" % (k["process"], k["pid"])
+            evidence.append("OOM kills: %s" % ", ".join("%s(%d)%s" % (k["process"], k["pid"], " = backend"
+                                                                       if k["backend"] else "")
                                                          for k in value["oom_kills"]))
     except OSError as exc:
         value["oom_kills"] = None
