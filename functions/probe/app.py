@@ -39,6 +39,8 @@ def handler(event: dict, context: LambdaContext) -> dict:
             logger.info("incident event", extra={"target": report.target, "event": report.event,
                                                  "incident_id": report.incident_id})
     metrics.add_metric(name="TargetsDown", unit=MetricUnit.Count, value=down)
+    metrics.add_metric(name="OpenIncidents", unit=MetricUnit.Count,
+                       value=len(runtime.store().list_incidents(open_only=True, limit=1000)))
     metrics.add_metric(name="Heartbeat", unit=MetricUnit.Count, value=1)
     return {"targets": len(reports), "down": down,
             "events": [{"target": r.target, "event": r.event, "incident_id": r.incident_id} for r in reports

@@ -135,7 +135,7 @@ def test_probe_tick_to_verdict_notification_and_metrics(deployed, capsys):
     # metrics as CloudWatch EMF on stdout: two per target plus the global ones
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
     names = {m["Name"] for doc in emf for d in doc["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
-    assert {"ProbeSuccess", "Latency", "TargetsDown", "Heartbeat"} <= names
+    assert {"ProbeSuccess", "Latency", "TargetsDown", "Heartbeat", "OpenIncidents"} <= names
     assert any(doc.get("target") == "api" and doc.get("ProbeSuccess") == [0.0] for doc in emf)
 
 
