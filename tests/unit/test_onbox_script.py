@@ -465,13 +465,16 @@ echo "ModuleNotFoundError: No module named 'fastapi'"
 """
 
 
-def test_systemd_unit_in_a_restart_loop(tmp_path):
+def test_systemd_unit_in_a_restart_loop(tmp_path, procs):
+    port = free_port()
+    procs.python(HOLDER, str(port))  # a leftover process keeps the port: why the unit cannot start
+    wait_listening(port)
     bindir = tmp_path / "bin"
     bindir.mkdir()
     for name, text in (("systemctl", FAKE_SYSTEMCTL.format(counter=tmp_path / "n")), ("journalctl", FAKE_JOURNALCTL)):
         (bindir / name).write_text(text)
         (bindir / name).chmod(0o755)
-    params = base_params(tmp_path, free_port(), "gwtest-none", service_manager="systemd", service="app.service",
+    params = base_params(tmp_path, port, "gwtest-none", service_manager="systemd", service="app.service",
                          process_match=None)
     code, report, _ = run_script(params, env=dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}"))
     svc = report["service"]
@@ -482,3 +485,5 @@ def test_systemd_unit_in_a_restart_loop(tmp_path):
     app = report["app_log"]["value"]
     assert app["source"] == "journalctl -u app.service" and app["module_not_found"] is True
     assert app["last_exception"]["message"] == "No module named 'fastapi'"
+    # Waiting to restart (no process at all) while something else holds the port: a port conflict.
+    assert report["port"]["value"]["owned_by_service"] is False

@@ -1134,7 +1134,7 @@ def check_service(ctx):
         elif manager == "command" or value["running"] is None:
             value.update(running=False, state=value["state"] or "no matching process")
             evidence.append("no process matches %r" % p["process_match"])
-            status, error = None, None
+            status = None
     if value["pid"] and value.get("uptime_s") is None:
         proc = ctx.processes().get(value["pid"])
         if proc:
@@ -1211,7 +1211,9 @@ def check_port(ctx):
         return result(FAIL, value, evidence)
     service = ctx.wait_for("service")
     svc = (service or {}).get("value", {})
-    starting = "START" in str(svc.get("state")) or "activating" in str(svc.get("state"))
+    state = str(svc.get("state"))
+    # Starting: a process exists that status may not name yet. auto-restart is a wait with no process at all.
+    starting = state == "STARTING" or (state.startswith("activating/") and not state.endswith("auto-restart"))
     if svc.get("running") is False and not svc.get("pid") and not starting:
         value["owned_by_service"] = False
         evidence.append("port %d is held by %s while the service is not running" % (port, value["process"]))
