@@ -296,3 +296,16 @@ def test_oom_kills_merge_the_two_kernel_lines_of_one_kill():
     ]
     assert checks.oom_kills(records, since=500.0) == [
         {"pid": 18586, "process": "python3", "memcg": "/gwtest", "at": "1970-01-01T00:16:40.000Z"}]
+
+
+def test_a_down_supervisor_program_is_named_by_its_command_for_oom_attribution(tmp_path):
+    conf = tmp_path / "supervisord.conf"
+    conf.write_text("[supervisord]\nlogfile=%(here)s/supervisord.log\n[program:app]\n"
+                    "command=/srv/venv/bin/python3 -m uvicorn main:app\nstderr_logfile=%(here)s/%(program_name)s.err\n")
+    assert checks.supervisor_paths(str(conf), "app") == {
+        "supervisord_log": f"{tmp_path}/supervisord.log", "stderr_log": f"{tmp_path}/app.err",
+        "command": "/srv/venv/bin/python3 -m uvicorn main:app"}
+    p = checks.validate_params({"service_manager": "supervisor", "service": "app", "supervisor_config": str(conf)})
+    backend = checks._backend_identity(p, {}, set(), None)
+    assert backend["names"] == {"python3"} and backend["started"] is None
+    assert checks._oom_victim_is_backend(_kill(memcg="/lab"), backend)

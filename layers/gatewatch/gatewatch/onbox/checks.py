@@ -968,7 +968,7 @@ def _supervisor_expand(value: str, here: str, program: str) -> str:
 
 def supervisor_paths(conf: str, program: str) -> dict:
     """Where supervisord writes its own log and the program's stderr (or merged stdout) log."""
-    out = {"supervisord_log": None, "stderr_log": None}
+    out = {"supervisord_log": None, "stderr_log": None, "command": None}
     parser = _supervisor_config(conf) if conf else None
     if parser is None:
         return out
@@ -977,6 +977,7 @@ def supervisor_paths(conf: str, program: str) -> dict:
         out["supervisord_log"] = _supervisor_expand(parser.get("supervisord", "logfile"), here, program)
     section = "program:%s" % program.split(":")[-1]
     if parser.has_section(section):
+        out["command"] = parser.get(section, "command", fallback=None)
         redirect = parser.get(section, "redirect_stderr", fallback="false").lower() in ("true", "1", "yes")
         key = "stdout_logfile" if redirect else "stderr_logfile"
         value = parser.get(section, key, fallback="AUTO")
@@ -1749,6 +1750,11 @@ def _backend_identity(p, procs, backend_pids, svc_pid) -> dict:
     names = {procs[pid]["comm"] for pid in backend_pids if pid in procs}
     if p["process_match"]:
         names.add(os.path.basename(p["process_match"].split()[0])[:15])
+    if p["service_manager"] == "supervisor" and p["supervisor_config"] and p["service"]:
+        # The program's command names the process even while it is down (the usual state after an OOM kill).
+        command = supervisor_paths(p["supervisor_config"], p["service"]).get("command")
+        if command and command.split():
+            names.add(os.path.basename(command.split()[0])[:15])
     cgroups = {cg for cg in (_cgroup_of(pid) for pid in backend_pids) if cg}
     started = [procs[pid]["start"] for pid in ([svc_pid] if svc_pid else []) if pid in procs]
     return {"pids": set(backend_pids), "names": names, "cgroups": cgroups, "service": p["service"],
