@@ -266,8 +266,9 @@ def _kill(pid=4321, process="python3", memcg=None, at="2026-11-25T13:00:00.000Z"
     return {"pid": pid, "process": process, "memcg": memcg, "at": at}
 
 
-def _backend(started, cgroups=(), service=None, pids=(1,)):
-    return {"pids": set(pids), "names": {"python3"}, "cgroups": set(cgroups), "service": service, "started": started}
+def _backend(started, cgroups=(), service=None, pids=(1,), died=False):
+    return {"pids": set(pids), "names": {"python3"}, "cgroups": set(cgroups), "service": service, "started": started,
+            "died": died}
 
 
 def test_oom_victim_attribution():
@@ -276,6 +277,8 @@ def test_oom_victim_attribution():
     assert is_backend(_kill(pid=1), _backend(killed_at - 600))  # by pid
     # Another program's python3 in its own memory cgroup: not ours, even though the name is the same.
     assert not is_backend(_kill(memcg="/gwtest"), _backend(killed_at + 5, cgroups=["/system.slice/app.service"]))
+    # ... unless its manager saw it die: a backend moved out of the cgroup it was killed in, then restarted.
+    assert is_backend(_kill(memcg="/gwtest"), _backend(killed_at + 5, cgroups=["/"], died=True))
     assert is_backend(_kill(memcg="/system.slice/app.service"), _backend(None, service="app.service"))
     assert is_backend(_kill(memcg="/system.slice/app.service"), _backend(killed_at - 600,
                                                                         cgroups=["/system.slice/app.service"]))

@@ -1746,7 +1746,7 @@ def _cgroup_of(pid: int):
     return None
 
 
-def _backend_identity(p, procs, backend_pids, svc_pid) -> dict:
+def _backend_identity(p, procs, backend_pids, svc_pid, service_value=None) -> dict:
     names = {procs[pid]["comm"] for pid in backend_pids if pid in procs}
     if p["process_match"]:
         names.add(os.path.basename(p["process_match"].split()[0])[:15])
@@ -1757,8 +1757,12 @@ def _backend_identity(p, procs, backend_pids, svc_pid) -> dict:
             names.add(os.path.basename(command.split()[0])[:15])
     cgroups = {cg for cg in (_cgroup_of(pid) for pid in backend_pids) if cg}
     started = [procs[pid]["start"] for pid in ([svc_pid] if svc_pid else []) if pid in procs]
+    sv = service_value or {}
+    # The manager saw the backend die (an unexpected exit, a kill, a failed or backing-off state) in the window.
+    died = bool(sv.get("restarts_recent")) or sv.get("result") in ("oom-kill", "signal") or \
+        str(sv.get("state")) in ("BACKOFF", "FATAL", "EXITED") or bool(sv.get("crash_loop"))
     return {"pids": set(backend_pids), "names": names, "cgroups": cgroups, "service": p["service"],
-            "started": started[0] if started else None}
+            "started": started[0] if started else None, "died": died}
 
 
 def _oom_victim_is_backend(kill: dict, backend: dict) -> bool:
@@ -1767,21 +1771,23 @@ def _oom_victim_is_backend(kill: dict, backend: dict) -> bool:
     if kill["pid"] in backend["pids"]:
         return True
     memcg = kill.get("memcg")
+    other_cgroup = False
     if memcg:
         if backend["service"] and backend["service"].split(".")[0] in memcg:
             return True
-        if backend["cgroups"]:
-            if memcg not in backend["cgroups"]:
-                return False
-            if memcg != "/":
-                return True  # the backend's own cgroup
+        if memcg in backend["cgroups"] and memcg != "/":
+            return True  # the backend's own cgroup
+        other_cgroup = bool(backend["cgroups"]) and memcg not in backend["cgroups"]
     if kill["process"] not in backend["names"] and kill["process"] != (backend["service"] or "")[:15]:
         return False
-    if backend["started"] is None or kill["at"] is None:
-        return True
-    killed_at = _dt.datetime.strptime(kill["at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-        tzinfo=_dt.timezone.utc).timestamp()  # noqa: UP017 - the script runs on python 3.8
-    return backend["started"] >= killed_at - 1
+    if backend["started"] is not None and kill["at"] is not None:
+        killed_at = _dt.datetime.strptime(kill["at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+            tzinfo=_dt.timezone.utc).timestamp()  # noqa: UP017 - the script runs on python 3.8
+        if backend["started"] < killed_at - 1:
+            return False  # running since before the kill: it cannot have been the victim
+    # Same name, and it died or restarted since: the victim, unless it lived in another cgroup and its manager
+    # saw no death.
+    return not other_cgroup or backend.get("died", False)
 
 
 def read_kernel_messages(ctx, max_records: int = 50000):
@@ -1925,7 +1931,7 @@ def check_resources(ctx):
         source, records = read_kernel_messages(ctx)
         value["kernel_log"] = source
         kills = oom_kills(records, time.time() - p["log_window_minutes"] * 60)
-        backend = _backend_identity(p, procs, backend_pids, svc_pid)
+        backend = _backend_identity(p, procs, backend_pids, svc_pid, ((service or {}).get("value") or {}))
         for kill in kills:
             kill["backend"] = _oom_victim_is_backend(kill, backend)
         value["oom_kills"] = kills[-10:]
