@@ -174,6 +174,30 @@ def _ipv6_seen(lab: Lab) -> bool:
     return any(lab.login_status() == 502 for _ in range(6))
 
 
+OOM_LIMIT_BYTES = 256 * 1024 * 1024
+
+
+def _cgroup(lab: Lab):
+    from lab.cgroup import MemoryCgroup
+
+    return MemoryCgroup(f"gatewatch-lab-{lab.netns}")
+
+
+def _oom_kill(lab: Lab) -> None:
+    group = _cgroup(lab)
+    group.create(OOM_LIMIT_BYTES)
+    lab.paths.memory_cgroup_file.write_text(f"{group.path.name}\n")
+    lab.toggles.set("memory_hog")
+    lab.restart_backend()  # it starts inside the cgroup (lab.backend.serve joins it), as every restart will
+
+
+def _oom_heal(lab: Lab) -> None:
+    lab.toggles.set("memory_hog", False)
+    lab.paths.memory_cgroup_file.unlink(missing_ok=True)
+    lab.restart_backend()
+    _cgroup(lab).remove()
+
+
 _FAULT_LIST = [
     Fault(
         "backend_stopped", "backend_down",
@@ -287,6 +311,14 @@ _FAULT_LIST = [
         "intermittent 502s with upstream [::1]:8000 in the log are the localhost trap, not a flaky backend",
         _nginx_variant(lambda lab: NginxSite(upstream=f"localhost:{BACKEND_PORT} max_fails=0", next_upstream=False)),
         _nginx_baseline, _ipv6_seen,
+    ),
+    # Last on purpose: the kernel log keeps the OOM kill, and the on-box checks count kills within their window.
+    Fault(
+        "oom_kill", "out_of_memory",
+        f"the backend runs in a {OOM_LIMIT_BYTES >> 20} MB memory cgroup and demo-login allocates until the kernel's "
+        "OOM killer kills it; supervisor restarts it and the next request kills it again",
+        "an OOM kill of the backend in the kernel log explains 502s ('upstream prematurely closed') and restarts",
+        _oom_kill, _oom_heal, _login_is(502), settle_s=30,
     ),
 ]
 

@@ -105,3 +105,8 @@ class LabPaths:
     @property
     def stranger_dir(self) -> Path:
         return self.root / "stranger"
+
+    @property
+    def memory_cgroup_file(self) -> Path:
+        """Names the lab's memory cgroup while the oom_kill fault is in (read by lab.backend.serve)."""
+        return self.run / "memory-cgroup"

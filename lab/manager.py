@@ -192,6 +192,7 @@ class Lab:
         if self._netns_exists():
             self._kill_leftovers()
             self._run(["ip", "netns", "del", self.netns], check=False)
+        self._remove_cgroup()
         shutil.rmtree(Path("/etc/netns") / self.netns, ignore_errors=True)
         with contextlib.suppress(OSError):
             Path("/etc/netns").rmdir()  # only when empty: other namespaces' files stay
@@ -229,7 +230,12 @@ class Lab:
         if fault is None:
             raise LabError(f"unknown fault {name!r}; known: {', '.join(FAULTS)}")
         self._require_up()
-        fault.inject(self)
+        from lab.cgroup import CgroupError
+
+        try:
+            fault.inject(self)
+        except (CgroupError, SupervisorError, OSError, RuntimeError) as exc:
+            raise LabError(f"cannot inject {name}: {exc}") from None
         state = self._load_state()
         state["faults"] = [*[f for f in state.get("faults", []) if f != name], name]
         self._save_state(state)
@@ -385,6 +391,12 @@ class Lab:
         self._run(["runuser", "-u", "postgres", "--", str(pg_bin / "initdb"), "-D", str(self.paths.pg_data),
                    "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"], timeout_s=120)
 
+    def _remove_cgroup(self) -> None:
+        from lab.cgroup import CgroupError, MemoryCgroup
+
+        with contextlib.suppress(CgroupError, OSError):
+            MemoryCgroup(f"gatewatch-lab-{self.netns}").remove()
+
     def _kill_leftovers(self) -> None:
         """SIGKILL every process inside the lab's own namespace (nothing else lives there)."""
         if not self._netns_exists():
@@ -445,9 +457,10 @@ class Lab:
         """Put every part back as ``up`` made it, touching only what differs."""
         with contextlib.suppress(SupervisorError):
             self.sup.signal(SERVICE, "CONT")
-        restart_backend = bool({"crash_on_import", "fd_leak", "listen_unix", "listen_wrong_port"}
+        restart_backend = bool({"crash_on_import", "fd_leak", "listen_unix", "listen_wrong_port", "memory_hog"}
                                & set(self.toggles.active()))
         self.toggles.clear()
+        self.paths.memory_cgroup_file.unlink(missing_ok=True)
         self.clear_firewall()
         if self.paths.targets.read_text() != self.targets_text():
             self.paths.targets.write_text(self.targets_text())
@@ -467,6 +480,7 @@ class Lab:
             self.sup.start("nginx")
         elif conf_changed:
             self.reload_nginx()
+        self._remove_cgroup()
         self._ensure_edge()
 
     def _fresh_logs(self) -> None:

@@ -47,6 +47,25 @@ def _configure_logging() -> None:
 
 _configure_logging()
 
+
+def _name_oom_victim() -> None:
+    """While the oom_kill fault is in, the backend names itself ``oom-<namespace>`` (PR_SET_NAME, as setproctitle
+    does). The kernel keeps the kill's record for the on-box checks' whole window; a name of this lab's own keeps
+    that record from being read as evidence against any other lab's stopped ``python`` backend."""
+    import ctypes
+
+    group = (LAB_DIR / "run" / "memory-cgroup").read_text().strip() if TOGGLES.on("memory_hog") else ""
+    if group:
+        name = ("oom-" + group.removeprefix("gatewatch-lab-"))[:15].encode()
+        ctypes.CDLL(None, use_errno=True).prctl(15, ctypes.c_char_p(name), 0, 0, 0)
+
+
+if TOGGLES.on("memory_hog"):
+    try:
+        _name_oom_victim()
+    except (OSError, AttributeError) as exc:
+        log.warning("memory_hog: cannot set the process name: %s", exc)
+
 if TOGGLES.on("crash_on_import"):
     try:
         import bandarupay_plugins  # noqa: F401 - does not exist: this import failing is the crash-loop fault
@@ -85,12 +104,29 @@ def _leak_descriptors() -> None:
         raise
 
 
+def _hog_memory() -> None:
+    """Allocate (and touch) memory until the kernel's OOM killer ends this process; only inside the lab's memory
+    cgroup, and never more than 4 GB, so a mistake cannot take the machine's memory."""
+    from lab.cgroup import in_lab_cgroup
+
+    if not in_lab_cgroup():
+        raise RuntimeError("memory_hog: refusing to allocate outside the lab's memory cgroup")
+    hoard = []
+    for i in range(256):
+        hoard.append(bytearray(b"\x01") * (16 * 1024 * 1024))
+        if i % 4 == 0:
+            log.warning("demo-login: cache warm-up holds %d MB", 16 * (i + 1))
+    raise RuntimeError("memory_hog: 4 GB allocated and still alive; is the memory limit set?")
+
+
 @app.post("/api/v1/auth/demo-login")
 def demo_login(credentials: dict[str, Any] | None = Body(default=None)) -> JSONResponse:  # noqa: B008
     if TOGGLES.on("raise_500"):
         raise RuntimeError("demo-login: session store returned an unexpected value (lab toggle raise_500)")
     if TOGGLES.on("fd_leak"):
         _leak_descriptors()
+    if TOGGLES.on("memory_hog"):
+        _hog_memory()
     username = str((credentials or {}).get("username", ""))[:128]
     password = str((credentials or {}).get("password", ""))[:128]
     # A real round trip to the database, as the real service's user lookup does; it fails when the database is down.

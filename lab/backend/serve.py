@@ -26,6 +26,11 @@ def uvicorn_argv(paths: LabPaths, python: str = sys.executable) -> list[str]:
 
 def main() -> None:
     paths = LabPaths(lab_dir())
+    if Toggles(paths.toggles).on("memory_hog") and paths.memory_cgroup_file.exists():
+        from lab.cgroup import join
+
+        # uvicorn (exec'd below) inherits the cgroup, and so does every restart supervisor makes
+        join(paths.memory_cgroup_file.read_text().strip(), os.getpid(), paths.run / "cgmem")
     argv = uvicorn_argv(paths)
     if "--uds" in argv:
         paths.app_socket.unlink(missing_ok=True)  # a stale socket file would make the bind fail

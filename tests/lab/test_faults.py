@@ -241,6 +241,14 @@ def _localhost_ipv6(s: Seen) -> None:
     assert s.value("port")["ipv6"] is False
 
 
+def _oom_kill(s: Seen) -> None:
+    kills = s.value("resources")["oom_kills"] or []
+    assert any((k.get("memcg") or "").startswith("/gatewatch-lab-") for k in kills), kills  # a real kernel OOM kill
+    assert s.value("service")["crash_loop"] is True or (s.value("service").get("restarts_recent") or 0) >= 1
+    assert s.signature in ("upstream_closed", "connection_refused", "connection_reset")
+    assert s.status == 502
+
+
 CHECKS: dict[str, Callable[[Seen], None]] = {
     "backend_stopped": _backend_stopped,
     "backend_hung": _backend_hung,
@@ -260,6 +268,17 @@ CHECKS: dict[str, Callable[[Seen], None]] = {
     "unix_socket_missing": _unix_socket_missing,
     "socket_permission_denied": _socket_permission_denied,
     "localhost_ipv6": _localhost_ipv6,
+    "oom_kill": _oom_kill,
+}
+
+# Known gaps in other parts, reported to the lead; the facts above still must hold. Each entry: why the verdict
+# cannot match yet, and a test on the facts that says the gap is still there (when it is closed, the verdict counts).
+VERDICT_GAPS: dict[str, tuple[str, Callable[[Seen], bool]]] = {
+    "oom_kill": (
+        "the on-box checks do not attribute the OOM kill to the backend: on a cgroup v1 host they compare the kill's "
+        "memory cgroup with the backend's '0::' (v2) line, which is '/'",
+        lambda s: not s.value("resources")["oom_killed_backend"],
+    ),
 }
 
 
@@ -289,6 +308,9 @@ def test_fault(baseline, name):
         CHECKS[name](seen)
         assert seen.outside["status"] == "down", f"{name}: the outside probe did not see the fault"
         record(lab, name, seen)
+        gap = VERDICT_GAPS.get(name)
+        if gap and gap[1](seen) and seen.verdict["category"] != fault.expect:
+            pytest.xfail(f"{name}: verdict {seen.verdict['category']}, not {fault.expect}: {gap[0]}")
         assert seen.verdict["category"] == fault.expect, (
             f"{name}: the tree said {seen.verdict['category']} (leaf {seen.verdict['leaf']}), "
             f"expected {fault.expect}; path: {[(p['node'], p['answer']) for p in seen.verdict['path']]}"
