@@ -179,6 +179,8 @@ class Lab:
 
     def down(self) -> None:
         """Stop everything, remove the namespace and the edge; leaves no lab process behind (data dir stays)."""
+        if os.geteuid() != 0:
+            raise LabPrerequisiteError("the lab needs root to stop it (its processes and namespace are root's)")
         if self.sup.alive():
             with contextlib.suppress(SupervisorError):
                 self.sup.signal(SERVICE, "CONT")  # a stopped (hung) process cannot act on SIGTERM

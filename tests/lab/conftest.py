@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import sys
 import tempfile
 from pathlib import Path
 
@@ -23,11 +22,6 @@ def _free_loopback_port() -> int:
 
 @pytest.fixture(scope="session")
 def lab():
-    # The on-box checks find supervisorctl on PATH, as on a host where supervisor is installed; here it lives in the
-    # venv next to the interpreter running the tests.
-    venv_bin = str(Path(sys.executable).parent)
-    old_path = os.environ.get("PATH", "")
-    os.environ["PATH"] = venv_bin + os.pathsep + old_path
     root = Path(tempfile.mkdtemp(prefix="gatewatch-lab-test-", dir="/tmp"))  # noqa: S108 - must be traversable
     root.chmod(0o755)  # by postgres and nginx's nobody workers (pytest's own tmp dirs are 0700)
     the_lab = Lab(dir=root, netns=f"gwt{os.getpid() % 100000}", edge_port=_free_loopback_port(), cloudflare=True)
@@ -35,7 +29,6 @@ def lab():
         the_lab.check_prerequisites()
     except LabPrerequisiteError as exc:
         shutil.rmtree(root, ignore_errors=True)
-        os.environ["PATH"] = old_path
         pytest.skip(f"the real lab cannot run here: {exc}")
     try:
         the_lab.up(wait_s=90)
@@ -43,7 +36,6 @@ def lab():
     finally:
         the_lab.down()
         shutil.rmtree(root, ignore_errors=True)
-        os.environ["PATH"] = old_path
 
 
 @pytest.fixture()

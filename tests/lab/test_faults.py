@@ -9,8 +9,10 @@ edge port replaced by the defaults (/tmp/gatewatch-lab, gwlab, 18080) so recordi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,11 +75,24 @@ class Seen:
         return self.onbox["nginx"].get("error_signatures") or []
 
 
+@contextlib.contextmanager
+def supervisorctl_on_path():
+    """The on-box checks find supervisorctl on PATH, as on a host where supervisor is installed; here it lives in
+    the venv next to the interpreter running the tests."""
+    old = os.environ.get("PATH", "")
+    os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + old
+    try:
+        yield
+    finally:
+        os.environ["PATH"] = old
+
+
 def observe(lab, outside: dict[str, Any] | None = None) -> Seen:
     target = lab.target()
     outside = outside or probe_target(target).to_dict()
     runner = TimedRunner()
-    facts = collect_facts(target, outside, runner)
+    with supervisorctl_on_path():
+        facts = collect_facts(target, outside, runner)
     run = runner.last
     assert run is not None and run.ok, f"on-box run failed: {run}"
     assert run.duration_ms < ONBOX_MAX_S * 1000, f"on-box run took {run.duration_ms:.0f} ms"
