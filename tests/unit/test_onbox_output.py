@@ -266,28 +266,32 @@ def _kill(pid=4321, process="python3", memcg=None, at="2026-11-25T13:00:00.000Z"
     return {"pid": pid, "process": process, "memcg": memcg, "at": at}
 
 
-def _backend(started, cgroups=(), service=None, pids=(1,), died=False):
+def _backend(started=None, cgroups=(), service=None, pids=(1,), manager="command", sigkills=(), result=None):
     return {"pids": set(pids), "names": {"python3"}, "cgroups": set(cgroups), "service": service, "started": started,
-            "died": died}
+            "manager": manager, "sigkill_exits_at": list(sigkills), "result": result}
 
 
-def test_oom_victim_attribution():
+def test_oom_victim_attribution_needs_evidence_beyond_the_name():
     killed_at = datetime(2026, 11, 25, 13, 0, tzinfo=UTC).timestamp()
     is_backend = checks._oom_victim_is_backend
-    assert is_backend(_kill(pid=1), _backend(killed_at - 600))  # by pid
-    # Another program's python3 in its own memory cgroup: not ours, even though the name is the same.
-    assert not is_backend(_kill(memcg="/gwtest"), _backend(killed_at + 5, cgroups=["/system.slice/app.service"]))
-    # ... unless its manager saw it die: a backend moved out of the cgroup it was killed in, then restarted.
-    assert is_backend(_kill(memcg="/gwtest"), _backend(killed_at + 5, cgroups=["/"], died=True))
-    assert is_backend(_kill(memcg="/system.slice/app.service"), _backend(None, service="app.service"))
-    assert is_backend(_kill(memcg="/system.slice/app.service"), _backend(killed_at - 600,
-                                                                        cgroups=["/system.slice/app.service"]))
-    # Same name, no cgroup to tell: the backend restarted after the kill -> it was the victim; running since
-    # before the kill -> it was not.
-    assert is_backend(_kill(), _backend(killed_at + 2))
-    assert not is_backend(_kill(), _backend(killed_at - 600))
-    assert is_backend(_kill(), _backend(None))  # backend not running now: the kill explains it
-    assert not is_backend(_kill(process="postgres"), _backend(None))
+    assert is_backend(_kill(pid=1), _backend())  # by pid
+    # By memory cgroup: the unit's name in it, or the backend's own (not the root) cgroup.
+    assert is_backend(_kill(memcg="/system.slice/app.service"), _backend(service="app.service"))
+    assert is_backend(_kill(memcg="/lab/app"), _backend(cgroups=["/lab/app"]))
+    assert not is_backend(_kill(memcg="/"), _backend(cgroups=["/"]))
+    # supervisor: the program's SIGKILL exit logged within seconds of the kill.
+    assert is_backend(_kill(), _backend(manager="supervisor", sigkills=[killed_at + 1.0]))
+    assert not is_backend(_kill(), _backend(manager="supervisor", sigkills=[killed_at + 300]))
+    assert not is_backend(_kill(), _backend(manager="supervisor"))  # stopped by hand: someone else's python3
+    # systemd: the unit's own Result says so.
+    assert is_backend(_kill(), _backend(manager="systemd", result="oom-kill"))
+    assert not is_backend(_kill(), _backend(manager="systemd", result="success"))
+    # No manager: a same-named backend restarted right after the kill.
+    assert is_backend(_kill(), _backend(started=killed_at + 2))
+    assert not is_backend(_kill(), _backend(started=killed_at - 600))
+    assert not is_backend(_kill(), _backend(started=killed_at + 600))
+    assert not is_backend(_kill(), _backend(started=None))
+    assert not is_backend(_kill(process="postgres"), _backend(started=killed_at + 2))
 
 
 def test_oom_kills_merge_the_two_kernel_lines_of_one_kill():
@@ -309,6 +313,8 @@ def test_a_down_supervisor_program_is_named_by_its_command_for_oom_attribution(t
         "supervisord_log": f"{tmp_path}/supervisord.log", "stderr_log": f"{tmp_path}/app.err",
         "command": "/srv/venv/bin/python3 -m uvicorn main:app"}
     p = checks.validate_params({"service_manager": "supervisor", "service": "app", "supervisor_config": str(conf)})
-    backend = checks._backend_identity(p, {}, set(), None)
+    killed_at = datetime(2026, 11, 25, 13, 0, tzinfo=UTC).timestamp()
+    backend = checks._backend_identity(p, {}, set(), None, {"sigkill_exits_at": [killed_at + 0.5]})
     assert backend["names"] == {"python3"} and backend["started"] is None
     assert checks._oom_victim_is_backend(_kill(memcg="/lab"), backend)
+    assert not checks._oom_victim_is_backend(_kill(memcg="/lab"), checks._backend_identity(p, {}, set(), None, {}))

@@ -216,6 +216,17 @@ def test_supervisor_running_program_and_crash_loop(tmp_path, procs):
         assert report["port"]["value"]["owned_by_service"] is True
         assert report["port"]["value"]["pid"] == svc["pid"]
 
+        # Killed with SIGKILL (as the OOM killer does): supervisord logs it and restarts the program.
+        os.kill(svc["pid"], 9)
+        end = time.monotonic() + 10
+        while time.monotonic() < end and "exited: good (terminated by SIGKILL" not in (
+                d / "supervisord.log").read_text():
+            time.sleep(0.1)
+        code, report, _ = run_script(dict(base, service="good"))
+        svc2 = report["service"]["value"]
+        assert svc2["restarts_recent"] == 1 and len(svc2["sigkill_exits_at"]) == 1
+        assert abs(svc2["sigkill_exits_at"][0] - time.time()) < 15
+
         # Still STARTING (startsecs not reached) but already serving: its port is its own, not a conflict.
         code, report, _ = run_script(dict(base, service="slow", backend_port=slow_port))
         svc = report["service"]["value"]

@@ -993,12 +993,12 @@ def supervisor_paths(conf: str, program: str) -> dict:
     return out
 
 
-def supervisor_exits(log_path: str, program: str, window_minutes: int) -> int:
-    """Unexpected exits of ``program`` in supervisord's own log within the window."""
+def supervisor_exits(log_path: str, program: str, window_minutes: int):
+    """(count, [epoch of each SIGKILL death]) of ``program``'s unexpected exits in supervisord's log, in the window."""
     text, _ = read_tail(log_path, LOG_TAIL_BYTES)
     since = now_local() - _dt.timedelta(minutes=window_minutes)
     needle = "exited: %s (" % program.split(":")[-1]
-    count = 0
+    count, killed = 0, []
     for line in text.splitlines():
         m = SUPERVISORD_LOG_RE.match(line)
         if not m or needle not in m.group(2) or "not expected" not in m.group(2):
@@ -1009,7 +1009,9 @@ def supervisor_exits(log_path: str, program: str, window_minutes: int) -> int:
             continue
         if when >= since:
             count += 1
-    return count
+            if "SIGKILL" in m.group(2):
+                killed.append(time.mktime(when.timetuple()))  # supervisord writes local time
+    return count, killed
 
 
 def _service_supervisor(ctx, p, value, evidence):
@@ -1047,8 +1049,9 @@ def _service_supervisor(ctx, p, value, evidence):
     value["supervisord_log"] = paths.get("supervisord_log")
     if paths.get("supervisord_log"):
         try:
-            value["restarts_recent"] = supervisor_exits(paths["supervisord_log"], p["service"],
-                                                        p["log_window_minutes"])
+            value["restarts_recent"], value["sigkill_exits_at"] = supervisor_exits(
+                paths["supervisord_log"], p["service"], p["log_window_minutes"])
+            value["sigkill_exits_at"] = value["sigkill_exits_at"][-5:]
             evidence.append("supervisord log: %d unexpected exit(s) of %s in the last %d min"
                             % (value["restarts_recent"], p["service"], p["log_window_minutes"]))
         except OSError as exc:
@@ -1714,6 +1717,7 @@ def check_firewall(ctx):
 
 OOM_RE = re.compile(r"(?:Out of memory|Memory cgroup out of memory): Killed process (\d+) \(([^)]*)\)|"
                     r"oom-kill:.*?task=([^,\s]+),pid=(\d+)")
+OOM_MATCH_S = 10  # a kill and the manager's record of a death this close together are one event
 OOM_MEMCG_RE = re.compile(r"oom-kill:.*?task_memcg=([^,\s]*),task=([^,\s]+),pid=(\d+)")
 
 
@@ -1758,36 +1762,34 @@ def _backend_identity(p, procs, backend_pids, svc_pid, service_value=None) -> di
     cgroups = {cg for cg in (_cgroup_of(pid) for pid in backend_pids) if cg}
     started = [procs[pid]["start"] for pid in ([svc_pid] if svc_pid else []) if pid in procs]
     sv = service_value or {}
-    # The manager saw the backend die (an unexpected exit, a kill, a failed or backing-off state) in the window.
-    died = bool(sv.get("restarts_recent")) or sv.get("result") in ("oom-kill", "signal") or \
-        str(sv.get("state")) in ("BACKOFF", "FATAL", "EXITED") or bool(sv.get("crash_loop"))
     return {"pids": set(backend_pids), "names": names, "cgroups": cgroups, "service": p["service"],
-            "started": started[0] if started else None, "died": died}
+            "started": started[0] if started else None, "manager": p["service_manager"],
+            "sigkill_exits_at": list(sv.get("sigkill_exits_at") or []), "result": sv.get("result")}
 
 
 def _oom_victim_is_backend(kill: dict, backend: dict) -> bool:
-    """By pid; else by memory cgroup (the unit's own, or the backend's); else by name, when the backend died or
-    restarted after the kill (a backend running since before the kill cannot have been the victim)."""
+    """Only on evidence that ties the kill to the backend: its pid; its memory cgroup (the unit's name in it, or
+    the backend's own); its manager's record of the death (supervisord logged a SIGKILL exit within seconds of
+    the kill; systemd's Result=oom-kill); or, with no manager to ask, a same-named backend restarted within
+    seconds after the kill. A process name alone (python3) is not enough: other programs have it too."""
     if kill["pid"] in backend["pids"]:
         return True
     memcg = kill.get("memcg")
-    other_cgroup = False
-    if memcg:
-        if backend["service"] and backend["service"].split(".")[0] in memcg:
-            return True
-        if memcg in backend["cgroups"] and memcg != "/":
-            return True  # the backend's own cgroup
-        other_cgroup = bool(backend["cgroups"]) and memcg not in backend["cgroups"]
+    if memcg and ((backend["service"] and backend["service"].split(".")[0] in memcg)
+                  or (memcg in backend["cgroups"] and memcg != "/")):
+        return True
     if kill["process"] not in backend["names"] and kill["process"] != (backend["service"] or "")[:15]:
         return False
-    if backend["started"] is not None and kill["at"] is not None:
+    killed_at = None
+    if kill["at"]:
         killed_at = _dt.datetime.strptime(kill["at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
             tzinfo=_dt.timezone.utc).timestamp()  # noqa: UP017 - the script runs on python 3.8
-        if backend["started"] < killed_at - 1:
-            return False  # running since before the kill: it cannot have been the victim
-    # Same name, and it died or restarted since: the victim, unless it lived in another cgroup and its manager
-    # saw no death.
-    return not other_cgroup or backend.get("died", False)
+    if backend["manager"] == "supervisor":
+        return killed_at is not None and any(abs(t - killed_at) <= OOM_MATCH_S for t in backend["sigkill_exits_at"])
+    if backend["manager"] == "systemd":
+        return backend.get("result") == "oom-kill"
+    return killed_at is not None and backend["started"] is not None and \
+        killed_at - 1 <= backend["started"] <= killed_at + OOM_MATCH_S
 
 
 def read_kernel_messages(ctx, max_records: int = 50000):
