@@ -318,3 +318,13 @@ def test_a_down_supervisor_program_is_named_by_its_command_for_oom_attribution(t
     assert backend["names"] == {"python3"} and backend["started"] is None
     assert checks._oom_victim_is_backend(_kill(memcg="/lab"), backend)
     assert not checks._oom_victim_is_backend(_kill(memcg="/lab"), checks._backend_identity(p, {}, set(), None, {}))
+
+
+def test_memory_cgroup_of_a_process_on_v1_and_v2_hosts():
+    v1 = "9:name=systemd:/\n4:memory:/gatewatch-lab-1/app\n0::/\n"
+    v1_joined = "5:cpuacct,cpu:/\n3:memory,hugetlb:/system.slice/app.service\n"
+    v2 = "0::/system.slice/app.service\n"
+    assert checks.parse_cgroup(v1) == "/gatewatch-lab-1/app"
+    assert checks.parse_cgroup(v1_joined) == "/system.slice/app.service"
+    assert checks.parse_cgroup(v2) == "/system.slice/app.service"
+    assert checks.parse_cgroup("") is None

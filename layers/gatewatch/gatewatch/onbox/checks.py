@@ -1741,12 +1741,22 @@ def oom_kills(records, since: float) -> list:
 
 
 def _cgroup_of(pid: int):
+    """The process's memory cgroup path: the v1 memory controller's line, else the v2 unified ('0::') line."""
     try:
-        for line in read_file("/proc/%d/cgroup" % pid, 8192).splitlines():
-            if line.startswith("0::"):
-                return line[3:].strip()
+        return parse_cgroup(read_file("/proc/%d/cgroup" % pid, 8192))
     except OSError:
-        pass
+        return None
+
+
+def parse_cgroup(text: str):
+    lines = text.splitlines()
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) == 3 and "memory" in parts[1].split(","):
+            return parts[2].strip()
+    for line in lines:
+        if line.startswith("0::"):
+            return line[3:].strip()
     return None
 
 
