@@ -147,4 +147,21 @@ def _cases() -> dict[str, tuple[dict, str, str]]:
     return c
 
 
+def _recorded() -> dict[str, tuple[dict, str, str]]:
+    """Facts the lab recorded for real (``make record-facts``), each with its fault's expected category."""
+    import json
+    from pathlib import Path
+
+    from lab.faults import FAULTS
+
+    cases = {}
+    for path in sorted((Path(__file__).parent / "events" / "facts").glob("*.json")):
+        fault = FAULTS.get(path.stem)
+        expect = fault.expect if fault else ("healthy" if path.stem in ("baseline", "healthy") else None)
+        if expect is not None:
+            cases[f"lab_{path.stem}"] = (json.loads(path.read_text()), None, expect)
+    return cases
+
+
 CASES = _cases()
+RECORDED = _recorded()

@@ -11,7 +11,7 @@ from moto import mock_aws
 
 from gatewatch.tree import derive, diagnose, load_tree, verdict_from_trail
 from gatewatch.tree.asl import trail_nodes
-from tests.cases import CASES
+from tests.cases import CASES, RECORDED
 from tests.sfn_harness import (
     MOTO_CONFIG,
     create_functions,
@@ -46,11 +46,14 @@ def machine():
             yield create_state_machine(render_definition(substitutions())), current
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+ALL = CASES | RECORDED
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
 def test_state_machine_reaches_the_python_walkers_verdict(machine, name, monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     arn, current = machine
-    facts = CASES[name][0]
+    facts = ALL[name][0]
     current.clear()
     current["facts"] = facts
     expected = diagnose(facts)

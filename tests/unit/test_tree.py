@@ -11,7 +11,7 @@ from gatewatch.tree.asl import to_asl
 from gatewatch.tree.engine import walk
 from gatewatch.tree.model import TreeError, build_tree
 from gatewatch.tree.signals import SIGNALS, derive
-from tests.cases import CASES
+from tests.cases import CASES, RECORDED
 
 ROOT = Path(__file__).parents[2]
 
@@ -24,6 +24,13 @@ def test_case_gets_its_verdict(name):
     assert verdict["path"] and verdict["path"][0]["node"] == "retry_cleared"
     assert "unknown" not in verdict["title"], verdict["title"]
     assert "signal_errors" not in verdict
+
+
+@pytest.mark.parametrize("name", sorted(RECORDED))
+def test_recorded_lab_facts_get_their_faults_verdict(name):
+    facts, _, category = RECORDED[name]
+    verdict = diagnose(facts)
+    assert verdict["category"] == category, json.dumps(verdict["path"], indent=1)
 
 
 def test_upstream_mismatch_names_the_exact_values():
