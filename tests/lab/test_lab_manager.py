@@ -129,9 +129,9 @@ def test_cli_faults_lists_the_catalogue(capsys):
 
 def test_cli_rejects_an_unknown_fault_with_usage_exit(capsys):
     with pytest.raises(SystemExit) as exc:
-        gatewatch_main(["lab", "inject", "oom_kill"])
+        gatewatch_main(["lab", "inject", "disk_full"])
     assert exc.value.code == 2
-    assert "invalid choice: 'oom_kill'" in capsys.readouterr().err
+    assert "invalid choice: 'disk_full'" in capsys.readouterr().err
 
 
 def test_without_root_it_says_so_and_exits_2(monkeypatch, tmp_path, capsys):
