@@ -109,7 +109,7 @@ def record(lab, name: str, seen: Seen) -> None:
         text = json.dumps(doc, indent=2, sort_keys=True)
         text = text.replace(str(lab.paths.root), DEFAULT_DIR)
         text = text.replace(f"127.0.0.1:{lab.edge_port}", f"127.0.0.1:{EDGE_PORT}")
-        return text.replace(f'"{lab.netns}"', f'"{NETNS}"') + "\n"
+        return text.replace(lab.netns, NETNS) + "\n"  # gwt<pid>: unique, also inside oom-<netns> and cgroup names
 
     for kind, doc in (("onbox", seen.onbox), ("facts", seen.facts)):
         path = EVENTS / kind / f"{name}.json"
