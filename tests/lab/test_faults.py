@@ -286,16 +286,6 @@ CHECKS: dict[str, Callable[[Seen], None]] = {
     "oom_kill": _oom_kill,
 }
 
-# Known gaps in other parts, reported to the lead; the facts above still must hold. Each entry: why the verdict
-# cannot match yet, and a test on the facts that says the gap is still there (when it is closed, the verdict counts).
-VERDICT_GAPS: dict[str, tuple[str, Callable[[Seen], bool]]] = {
-    "oom_kill": (
-        "the on-box checks do not attribute the OOM kill to the backend: on a cgroup v1 host they compare the kill's "
-        "memory cgroup with the backend's '0::' (v2) line, which is '/'",
-        lambda s: not s.value("resources")["oom_killed_backend"],
-    ),
-}
-
 
 def test_every_fault_has_its_checks():
     assert list(CHECKS) == list(FAULTS), "a new fault needs the facts that tell it apart here"
@@ -323,9 +313,6 @@ def test_fault(baseline, name):
         CHECKS[name](seen)
         assert seen.outside["status"] == "down", f"{name}: the outside probe did not see the fault"
         record(lab, name, seen)
-        gap = VERDICT_GAPS.get(name)
-        if gap and gap[1](seen) and seen.verdict["category"] != fault.expect:
-            pytest.xfail(f"{name}: verdict {seen.verdict['category']}, not {fault.expect}: {gap[0]}")
         assert seen.verdict["category"] == fault.expect, (
             f"{name}: the tree said {seen.verdict['category']} (leaf {seen.verdict['leaf']}), "
             f"expected {fault.expect}; path: {[(p['node'], p['answer']) for p in seen.verdict['path']]}"

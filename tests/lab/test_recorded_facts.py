@@ -38,9 +38,5 @@ def test_recorded_documents_are_complete(name):
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_tree_reaches_the_faults_verdict_on_recorded_facts(name):
-    facts = _load("facts", name)
-    verdict = diagnose(facts)
-    if name == "oom_kill" and not facts["onbox"]["resources"]["value"]["oom_killed_backend"]:
-        pytest.xfail("recorded before the on-box checks attributed cgroup v1 OOM kills to the backend "
-                     f"(verdict {verdict['category']}); re-record with `make record-facts`")
+    verdict = diagnose(_load("facts", name))
     assert verdict["category"] == CASES[name], [(p["node"], p["answer"]) for p in verdict["path"]]
