@@ -1,12 +1,14 @@
-"""GuardFunction: the remediation guardrails; an allowed action leaves with the host lease and SSM parameters."""
+"""GuardFunction: the remediation guardrails; an allowed action leaves with the host lease and SSM parameters.
+
+Idempotent per incident and action (Powertools idempotency on the results table): a retried invocation returns the
+first answer instead of running the guards again.
+"""
 
 from aws_lambda_powertools import Logger, Tracer
-from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from gatewatch.aws import runtime
 from gatewatch.aws.events import DiagnosisState
-from gatewatch.steps import guard_step
 
 logger = Logger()
 tracer = Tracer()
@@ -14,8 +16,8 @@ tracer = Tracer()
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
-@event_parser(model=DiagnosisState)
-def handler(event: DiagnosisState, context: LambdaContext) -> dict:
-    state = event.model_dump(by_alias=True, exclude_none=True)
-    return guard_step(state, runtime.store(), runtime.load_targets(), runtime.ceiling(),
-                      settle_s=runtime.settle_seconds())
+def handler(event: dict, context: LambdaContext) -> dict:
+    state = DiagnosisState.model_validate(event).model_dump(by_alias=True, exclude_none=True)
+    guarded = runtime.guard_once()
+    guarded.idempotency_config.register_lambda_context(context)
+    return guarded(state=state)

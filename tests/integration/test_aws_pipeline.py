@@ -26,7 +26,8 @@ HANDLERS = {"gatewatch-facts": "facts", "gatewatch-record": "record", "gatewatch
 
 def context(name: str) -> SimpleNamespace:
     return SimpleNamespace(function_name=name, memory_limit_in_mb=256, aws_request_id="req-1",
-                           invoked_function_arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}")
+                           invoked_function_arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}",
+                           get_remaining_time_in_millis=lambda: 60_000)
 
 
 @pytest.fixture
@@ -54,14 +55,12 @@ def deployed(aws, table, topic_and_queue, ssm_executor, lambda_dispatch, monkeyp
                        "POWERTOOLS_TRACE_DISABLED": "1", "POWERTOOLS_METRICS_NAMESPACE": "Gatewatch",
                        "POWERTOOLS_SERVICE_NAME": "gatewatch"}.items():
         monkeypatch.setenv(key, value)
-    runtime.store.cache_clear()
-    runtime.notifier.cache_clear()
+    runtime.reset()
     from aws_lambda_powertools.utilities import parameters
 
     parameters.clear_caches()
     yield SimpleNamespace(ssm=ssm, sfn=sfn, machine=machine, queue=topic_and_queue, executor=ssm_executor)
-    runtime.store.cache_clear()
-    runtime.notifier.cache_clear()
+    runtime.reset()
 
 
 def put_targets(ssm, url: str, backend_port: int) -> None:
@@ -150,3 +149,27 @@ def test_unregistered_instance_is_host_unreachable(deployed):
     incident = runtime.store().get_incident(result["events"][0]["incident_id"])
     assert incident.verdict["category"] == "host_unreachable"
     assert incident.facts["onbox_error"]["reason"] == "unreachable"
+
+
+def test_a_retried_guard_invocation_returns_the_first_answer(deployed, monkeypatch):
+    from tests.factsbuilder import down502, facts, healthy_onbox, with_changes
+
+    monkeypatch.setenv("REMEDIATION_CEILING", "auto")
+    deployed.ssm.put_parameter(Name=PARAMETER, Type="String", Overwrite=True, Value=f"""
+targets:
+  - name: api
+    url: http://127.0.0.1:9/
+    remediation: {{mode: auto}}
+    host: {{instance_id: {INSTANCE}, service: bandarupay-backend, service_manager: systemd}}
+""")
+    onbox = with_changes(healthy_onbox(), service={"value.running": False}, port={"value.listening": False})
+    state = {"incident_id": "api-20261125T130000Z", "target": "api", "outside": down502(),
+             "diag": {"facts": facts(down502(), onbox)},
+             "record": {"verdict": {"category": "backend_down", "remediation": "restart_backend", "evidence": []}}}
+    guard = importlib.import_module("functions.guard.app").handler
+    first = guard(state, context("guard"))
+    again = guard(state, context("guard"))  # Step Functions retrying the task
+    assert first["allowed"] is True and first["parameters"]["Action"] == ["restart_backend"]
+    assert again == first
+    decisions = [a.decision for a in runtime.store().list_actions(incident_id=state["incident_id"])]
+    assert decisions.count("allowed") == 1 and "refused" not in decisions

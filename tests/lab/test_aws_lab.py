@@ -79,19 +79,18 @@ def stack(lab, aws, table, topic_and_queue, ssm_executor, lambda_dispatch, monke
     from aws_lambda_powertools.utilities import parameters
 
     parameters.clear_caches()
-    runtime.store.cache_clear()
-    runtime.notifier.cache_clear()
+    runtime.reset()
     lab.heal()
     yield SimpleNamespace(sfn=sfn, machine=machine, queue=topic_and_queue, executor=ssm_executor)
-    runtime.store.cache_clear()
-    runtime.notifier.cache_clear()
+    runtime.reset()
     lab.heal()
 
 
 def tick() -> dict:
     probe = importlib.import_module("functions.probe.app")
     ctx = SimpleNamespace(function_name="probe", memory_limit_in_mb=256, aws_request_id="r",
-                          invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:probe")
+                          invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:probe",
+                          get_remaining_time_in_millis=lambda: 60_000)
     return probe.handler({}, ctx)
 
 

@@ -71,3 +71,44 @@ def start_execution(incident_id: str, payload: dict[str, Any], client: Any = Non
     except sfn.exceptions.ExecutionAlreadyExists:
         return False
     return True
+
+
+IDEMPOTENCY_PK = "IDEMPOTENCY#guard"
+
+
+@lru_cache(maxsize=1)
+def guard_once() -> Any:
+    """``guard_step`` wrapped in Powertools idempotency on the results table, keyed on the incident and action.
+
+    The state machine retries a Lambda task on service errors; a retry after a first call that took the host lease
+    and the once-only claim must get that call's answer back, not a refusal from its own claim.
+    """
+    import boto3
+    from aws_lambda_powertools.utilities.idempotency import (
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+        idempotent_function,
+    )
+
+    from gatewatch.steps import guard_step
+
+    layer = DynamoDBPersistenceLayer(
+        table_name=env("TABLE_NAME"), key_attr="PK", sort_key_attr="SK", static_pk_value=IDEMPOTENCY_PK,
+        expiry_attr="expires_at", boto3_client=boto3.client("dynamodb"),
+    )
+    config = IdempotencyConfig(event_key_jmespath="[incident_id, record.verdict.remediation]",
+                               raise_on_no_idempotency_key=True, expires_after_seconds=24 * 3600)
+
+    @idempotent_function(data_keyword_argument="state", persistence_store=layer, config=config)
+    def run(state: dict[str, Any]) -> dict[str, Any]:
+        return guard_step(state, store(), load_targets(), ceiling(), settle_s=settle_seconds())
+
+    run.idempotency_config = config  # the handler registers its Lambda context on it
+    return run
+
+
+def reset() -> None:
+    """Forget the per-container adapters (tests switch tables and topics between cases)."""
+    store.cache_clear()
+    notifier.cache_clear()
+    guard_once.cache_clear()
