@@ -98,8 +98,12 @@ class Procs:
     def close(self) -> None:
         for proc in self.started:
             if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+                proc.terminate()  # graceful: an nginx master takes its workers with it (SIGKILL orphans them)
+                try:
+                    proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
 
 
 @pytest.fixture
