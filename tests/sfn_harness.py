@@ -115,3 +115,47 @@ def run_execution(machine_arn: str, payload: dict[str, Any], name: str | None = 
     desc["output_doc"] = json.loads(desc["output"]) if desc.get("output") else None
     desc["history"] = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
     return desc
+
+
+# -- the deployed stack, for end-to-end tests that use tests/integration/conftest.py's fixtures ----------------------
+STEP_FUNCTIONS = {"gatewatch-facts": "facts", "gatewatch-record": "record", "gatewatch-guard": "guard",
+                  "gatewatch-reprobe": "reprobe"}
+
+
+def lambda_context(name: str) -> Any:
+    """What Powertools reads from a Lambda context."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(function_name=name, memory_limit_in_mb=256, aws_request_id="req-1",
+                           invoked_function_arn=function_arn(name), get_remaining_time_in_millis=lambda: 60_000)
+
+
+def deploy_stack(aws: Any, table: str, topic_arn: str, lambda_dispatch: Any, monkeypatch: Any,
+                 env: dict[str, str]) -> str:
+    """Wire the stack as the template does: step functions dispatched to the real handlers, the generated
+    definition with its substitutions, the Globals' environment (plus ``env``). Returns the state machine ARN."""
+    import importlib
+
+    from aws_lambda_powertools.utilities import parameters
+
+    from gatewatch.aws import runtime
+    from tests.integration.conftest import ONBOX_DOCUMENT, REMEDIATION_DOCUMENT
+
+    iam, lam, sfn = aws.client("iam"), aws.client("lambda"), aws.client("stepfunctions")
+    role = iam.create_role(RoleName="gw", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    for name, module in STEP_FUNCTIONS.items():
+        lam.create_function(FunctionName=name, Runtime="python3.12", Role=role, Handler="app.handler",
+                            Code={"ZipFile": b"dispatched in-process"})
+        lambda_dispatch[name] = importlib.import_module(f"functions.{module}.app").handler
+    subs = substitutions({"OnboxDocumentName": ONBOX_DOCUMENT, "RemediationDocumentName": REMEDIATION_DOCUMENT,
+                          "TopicArn": topic_arn})
+    machine = sfn.create_state_machine(name="gatewatch-diagnose", roleArn=role,
+                                       definition=render_definition(subs))["stateMachineArn"]
+    globals_env = {"TABLE_NAME": table, "TOPIC_ARN": topic_arn, "STATE_MACHINE_ARN": machine,
+                   "POWERTOOLS_TRACE_DISABLED": "1", "POWERTOOLS_METRICS_NAMESPACE": "Gatewatch",
+                   "POWERTOOLS_SERVICE_NAME": "gatewatch"}
+    for key, value in (globals_env | env).items():
+        monkeypatch.setenv(key, value)
+    parameters.clear_caches()
+    runtime.reset()
+    return machine

@@ -14,51 +14,25 @@ import pytest
 
 from gatewatch.aws import runtime
 from gatewatch.tree import diagnose
-from tests.integration.conftest import ONBOX_DOCUMENT, REMEDIATION_DOCUMENT
+from tests.integration.conftest import ONBOX_DOCUMENT
 from tests.servers import Reply, http_server
-from tests.sfn_harness import render_definition
+from tests.sfn_harness import deploy_stack, lambda_context
 
 INSTANCE = "i-0123456789abcdef0"
 PARAMETER = "/gatewatch/targets"
-HANDLERS = {"gatewatch-facts": "facts", "gatewatch-record": "record", "gatewatch-guard": "guard",
-            "gatewatch-reprobe": "reprobe"}
 
 
-def context(name: str) -> SimpleNamespace:
-    return SimpleNamespace(function_name=name, memory_limit_in_mb=256, aws_request_id="req-1",
-                           invoked_function_arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}",
-                           get_remaining_time_in_millis=lambda: 60_000)
+context = lambda_context
 
 
 @pytest.fixture
 def deployed(aws, table, topic_and_queue, ssm_executor, lambda_dispatch, monkeypatch, tmp_path):
     """The stack's resources, created the way the template wires them."""
-    ssm, sfn, iam, lam = aws.client("ssm"), aws.client("stepfunctions"), aws.client("iam"), aws.client("lambda")
+    ssm, sfn = aws.client("ssm"), aws.client("stepfunctions")
     ssm_executor.create_gatewatch_documents(ssm)
     ssm_executor.add_instance(INSTANCE)
-    role = iam.create_role(RoleName="gw", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    for name, module in HANDLERS.items():
-        lam.create_function(FunctionName=name, Runtime="python3.12", Role=role, Handler="app.handler",
-                            Code={"ZipFile": b"dispatched in-process"})
-        handler = importlib.import_module(f"functions.{module}.app").handler
-        lambda_dispatch[name] = handler
-    subs = {
-        "OnboxDocumentName": ONBOX_DOCUMENT, "RemediationDocumentName": REMEDIATION_DOCUMENT,
-        "TopicArn": topic_and_queue.topic_arn,
-        **{f"{m.capitalize()}FunctionArn": f"arn:aws:lambda:us-east-1:123456789012:function:{n}"
-           for n, m in HANDLERS.items()},
-    }
-    machine = sfn.create_state_machine(name="gatewatch-diagnose", roleArn=role,
-                                       definition=render_definition(subs))["stateMachineArn"]
-    for key, value in {"TABLE_NAME": table, "TOPIC_ARN": topic_and_queue.topic_arn, "TARGETS_PARAMETER": PARAMETER,
-                       "REMEDIATION_CEILING": "suggest", "STATE_MACHINE_ARN": machine,
-                       "POWERTOOLS_TRACE_DISABLED": "1", "POWERTOOLS_METRICS_NAMESPACE": "Gatewatch",
-                       "POWERTOOLS_SERVICE_NAME": "gatewatch"}.items():
-        monkeypatch.setenv(key, value)
-    runtime.reset()
-    from aws_lambda_powertools.utilities import parameters
-
-    parameters.clear_caches()
+    machine = deploy_stack(aws, table, topic_and_queue.topic_arn, lambda_dispatch, monkeypatch,
+                           {"TARGETS_PARAMETER": PARAMETER, "REMEDIATION_CEILING": "suggest"})
     yield SimpleNamespace(ssm=ssm, sfn=sfn, machine=machine, queue=topic_and_queue, executor=ssm_executor)
     runtime.reset()
 

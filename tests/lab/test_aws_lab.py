@@ -31,14 +31,12 @@ from tests.integration.conftest import (  # noqa: F401 - fixtures used by name
     template,
     topic_and_queue,
 )
-from tests.sfn_harness import render_definition
+from tests.sfn_harness import deploy_stack, lambda_context
 
 pytestmark = pytest.mark.lab
 
 INSTANCE = "i-0fedcba9876543210"
 PARAMETER = "/gatewatch/targets"
-STEPS = {"gatewatch-facts": "facts", "gatewatch-record": "record", "gatewatch-guard": "guard",
-         "gatewatch-reprobe": "reprobe"}
 
 
 def targets_yaml(lab) -> str:
@@ -55,31 +53,15 @@ def targets_yaml(lab) -> str:
 
 @pytest.fixture
 def stack(lab, aws, table, topic_and_queue, ssm_executor, lambda_dispatch, monkeypatch):  # noqa: F811
-    ssm, sfn, iam, lam = aws.client("ssm"), aws.client("stepfunctions"), aws.client("iam"), aws.client("lambda")
+    ssm, sfn = aws.client("ssm"), aws.client("stepfunctions")
     ssm_executor.create_gatewatch_documents(ssm)
     venv_bin = str(Path(sys.executable).parent)
     ssm_executor.add_instance(INSTANCE, prefix=("ip", "netns", "exec", lab.netns),
                               env={"PATH": f"{venv_bin}:{os.environ.get('PATH', '')}:/usr/sbin:/sbin"})
-    role = iam.create_role(RoleName="gw", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    for name, module in STEPS.items():
-        lam.create_function(FunctionName=name, Runtime="python3.12", Role=role, Handler="app.handler",
-                            Code={"ZipFile": b"dispatched in-process"})
-        lambda_dispatch[name] = importlib.import_module(f"functions.{module}.app").handler
-    subs = {"OnboxDocumentName": ONBOX_DOCUMENT, "RemediationDocumentName": REMEDIATION_DOCUMENT,
-            "TopicArn": topic_and_queue.topic_arn,
-            **{f"{m.capitalize()}FunctionArn": f"arn:aws:lambda:us-east-1:123456789012:function:{n}"
-               for n, m in STEPS.items()}}
-    machine = sfn.create_state_machine(name="gatewatch-diagnose", roleArn=role,
-                                       definition=render_definition(subs))["stateMachineArn"]
     ssm.put_parameter(Name=PARAMETER, Type="String", Value=targets_yaml(lab))
-    for key, value in {"TABLE_NAME": table, "TOPIC_ARN": topic_and_queue.topic_arn, "TARGETS_PARAMETER": PARAMETER,
-                       "REMEDIATION_CEILING": "auto", "REMEDIATION_SETTLE_S": "2", "STATE_MACHINE_ARN": machine,
-                       "POWERTOOLS_TRACE_DISABLED": "1", "POWERTOOLS_SERVICE_NAME": "gatewatch"}.items():
-        monkeypatch.setenv(key, value)
-    from aws_lambda_powertools.utilities import parameters
-
-    parameters.clear_caches()
-    runtime.reset()
+    machine = deploy_stack(aws, table, topic_and_queue.topic_arn, lambda_dispatch, monkeypatch,
+                           {"TARGETS_PARAMETER": PARAMETER, "REMEDIATION_CEILING": "auto",
+                            "REMEDIATION_SETTLE_S": "2"})
     lab.heal()
     yield SimpleNamespace(sfn=sfn, machine=machine, queue=topic_and_queue, executor=ssm_executor)
     runtime.reset()
@@ -87,11 +69,7 @@ def stack(lab, aws, table, topic_and_queue, ssm_executor, lambda_dispatch, monke
 
 
 def tick() -> dict:
-    probe = importlib.import_module("functions.probe.app")
-    ctx = SimpleNamespace(function_name="probe", memory_limit_in_mb=256, aws_request_id="r",
-                          invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:probe",
-                          get_remaining_time_in_millis=lambda: 60_000)
-    return probe.handler({}, ctx)
+    return importlib.import_module("functions.probe.app").handler({}, lambda_context("probe"))
 
 
 def finished(sfn, machine: str, count: int, timeout_s: float = 120.0) -> list[dict]:
