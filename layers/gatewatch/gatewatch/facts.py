@@ -121,3 +121,17 @@ def openapi_url(url: str) -> str:
 def openapi_paths(document: Any) -> list[str]:
     paths = document.get("paths") if isinstance(document, dict) else None
     return sorted(p for p in paths if isinstance(p, str))[:MAX_OPENAPI_PATHS] if isinstance(paths, dict) else []
+
+
+def outside_check(round_result: dict[str, Any]) -> dict[str, Any]:
+    """A probing round (TargetResult dict) as the verification of a fix reads it."""
+    return {"ok": round_result["status"] != "down", "status": round_result["status"],
+            "http_status": ((round_result.get("probe") or {}).get("http") or {}).get("status")}
+
+
+def local_health_check(run: RunResult | None) -> dict[str, Any]:
+    """The on-box local health check from a verification run: ok only when the backend answered 200."""
+    report = parse_report(run.stdout) if run else None
+    local = ((report or {}).get("local_health") or {}).get("value") or {}
+    error = None if report else f"verification checks did not run ({run.status if run else 'none'})"
+    return {"ok": local.get("status") == 200, "local_health": local, "error": error}

@@ -15,7 +15,14 @@ from typing import Any
 
 from gatewatch.clock import Clock, iso
 from gatewatch.config.models import Config, Target
-from gatewatch.facts import build_facts, config_section, openapi_paths, openapi_url
+from gatewatch.facts import (
+    build_facts,
+    config_section,
+    local_health_check,
+    openapi_paths,
+    openapi_url,
+    outside_check,
+)
 from gatewatch.incidents import OPENED, RESOLVED, apply_result, resolve_auto_remediated
 from gatewatch.messages import incident_opened, incident_resolved
 from gatewatch.probe import probe_targets, probe_url
@@ -261,15 +268,9 @@ class Remediator:
     def _reprobe(self, target: Target) -> dict[str, Any]:
         from gatewatch.probe import probe_target
 
-        result = probe_target(target, clock=self.clock, resolver=self.resolver).to_dict()
-        return {"ok": result["status"] != "down", "status": result["status"],
-                "http_status": ((result.get("probe") or {}).get("http") or {}).get("status")}
+        return outside_check(probe_target(target, clock=self.clock, resolver=self.resolver).to_dict())
 
     def _recheck(self, target: Target, runner: CommandRunner) -> dict[str, Any]:
-        from gatewatch.facts import parse_report
         from gatewatch.onbox.params import onbox_params
 
-        run = runner.run_onbox(target.host, onbox_params(target), timeout_s=ONBOX_TIMEOUT_S)
-        report = parse_report(run.stdout) or {}
-        health = (report.get("local_health") or {}).get("value") or {}
-        return {"ok": health.get("status") == 200, "local_health": health}
+        return local_health_check(runner.run_onbox(target.host, onbox_params(target), timeout_s=ONBOX_TIMEOUT_S))

@@ -11,7 +11,7 @@ from typing import Any
 
 from gatewatch.clock import Clock
 from gatewatch.config.models import Config, Target
-from gatewatch.facts import build_facts, config_section, parse_report, run_from_invocation
+from gatewatch.facts import build_facts, config_section, local_health_check, outside_check, run_from_invocation
 from gatewatch.incidents import resolve_auto_remediated
 from gatewatch.messages import incident_opened, outside_summary
 from gatewatch.pipeline import Pipeline, RoundReport, fetch_openapi_paths
@@ -173,14 +173,8 @@ def reprobe_step(state: dict[str, Any], config: Config, clock: Clock | None = No
 
     target = config.target(state["target"])
     result = probe_target(target, clock=clock, resolver=resolver).to_dict()
-    probe = {"ok": result["status"] != "down", "status": result["status"],
-             "http_status": ((result.get("probe") or {}).get("http") or {}).get("status"),
-             "summary": outside_summary(result)}
-    run = run_from_invocation(state.get("Verify_invocation"))
-    report = parse_report(run.stdout) if run else None
-    local = ((report or {}).get("local_health") or {}).get("value") or {}
-    health = {"ok": local.get("status") == 200, "local_health": local,
-              "error": None if report else f"verification checks did not run ({run.status if run else 'none'})"}
+    probe = outside_check(result) | {"summary": outside_summary(result)}
+    health = local_health_check(run_from_invocation(state.get("Verify_invocation")))
     return {"probe": probe, "health": health}
 
 
