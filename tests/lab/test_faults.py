@@ -311,7 +311,13 @@ def test_fault(baseline, name):
     seen = observe(lab, _a_failing_round(lab) if name == "localhost_ipv6" else None)
     try:
         CHECKS[name](seen)
-        assert seen.outside["status"] == "down", f"{name}: the outside probe did not see the fault"
+        if name == "localhost_ipv6" and seen.outside["status"] != "down":
+            # an intermittent fault: a round whose retry passed still saw it (a 502 attempt), and the pipeline
+            # diagnoses such transient rounds too
+            assert seen.outside["transient"], f"{name}: the outside probe did not see the fault"
+            assert seen.outside["attempts"][0]["http"]["status"] == 502
+        else:
+            assert seen.outside["status"] == "down", f"{name}: the outside probe did not see the fault"
         record(lab, name, seen)
         assert seen.verdict["category"] == fault.expect, (
             f"{name}: the tree said {seen.verdict['category']} (leaf {seen.verdict['leaf']}), "
@@ -324,11 +330,15 @@ def test_fault(baseline, name):
 
 def _a_failing_round(lab, rounds: int = 12) -> dict[str, Any]:
     """localhost_ipv6 fails every other request (nginx alternates 127.0.0.1 and ::1): probe until a whole round,
-    retry included, is down. Between rounds one more request shifts the alternation, as other visitors would."""
+    retry included, is down; the alternation often lets the retry pass, so the last transient round is the
+    fallback. Between rounds one more request shifts the alternation, as other visitors would."""
     target = lab.target()
+    transient = None
     for _ in range(rounds):
         outside = probe_target(target).to_dict()
         if outside["status"] == "down":
             return outside
+        if outside["transient"]:
+            transient = outside
         lab.login_status()
-    return outside
+    return transient or outside
