@@ -8,7 +8,7 @@ from gatewatch.aws.events import DiagnosisState
 from gatewatch.steps import facts_step
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(auto_patch=False)  # calls no AWS service
 
 
 @logger.inject_lambda_context

@@ -11,7 +11,7 @@ from gatewatch.aws import runtime
 from gatewatch.aws.events import DiagnosisState
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=["botocore"])  # only what it calls (cold start)
 
 
 @logger.inject_lambda_context

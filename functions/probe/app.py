@@ -10,7 +10,7 @@ from gatewatch.aws import runtime
 from gatewatch.steps import probe_step
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=["botocore"])  # only what it calls (cold start)
 # The template's Globals set the namespace; the default keeps a stray environment from breaking the schema.
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "Gatewatch"
 metrics = Metrics(namespace=NAMESPACE)

@@ -8,7 +8,7 @@ from gatewatch.aws.events import parse_record_event
 from gatewatch.steps import record_outcome_step, record_step
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=["botocore"])  # only what it calls (cold start)
 
 
 @logger.inject_lambda_context

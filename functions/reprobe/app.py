@@ -9,7 +9,7 @@ from gatewatch.aws.events import DiagnosisState
 from gatewatch.steps import reprobe_step
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=["botocore"])  # only what it calls (cold start)
 
 
 @logger.inject_lambda_context

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gatewatch.config import Config, load_config_text
+if TYPE_CHECKING:
+    from gatewatch.config import Config
 
 CONFIG_MAX_AGE_S = 300  # Powertools' parameter cache: a changed targets file is picked up within 5 minutes
 
@@ -25,6 +26,8 @@ def env(name: str, default: str | None = None) -> str:
 def load_targets(parameter_name: str | None = None) -> Config:
     """The targets YAML from SSM Parameter Store (SecureString allowed), cached by Powertools Parameters."""
     from aws_lambda_powertools.utilities import parameters
+
+    from gatewatch.config import load_config_text
 
     name = parameter_name or env("TARGETS_PARAMETER")
     text = parameters.get_parameter(name, decrypt=True, max_age=CONFIG_MAX_AGE_S)
