@@ -9,8 +9,7 @@ import time
 import pytest
 
 from gatewatch.config import Target
-from gatewatch.probe import StaticResolver, iter_probe_targets, probe_targets, probe_url
-from gatewatch.probe import tls_info
+from gatewatch.probe import StaticResolver, iter_probe_targets, probe_targets, probe_url, tls_info
 from tests.servers import CertFactory, Reply, http_server
 
 LAB = StaticResolver({"api.lab.test": "127.0.0.1"})
