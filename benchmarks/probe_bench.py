@@ -27,6 +27,8 @@ import threading
 import time
 
 BODY = b'{"status": "ok"}'
+# /page: a 2 KB JSON document, the size of a small health or API answer (the stored record keeps an excerpt of it)
+PAGE = b'{"status": "ok", "padding": "' + b"x" * (2048 - 31) + b'"}'
 
 
 # ---- the server (runs in a child process) -------------------------------------------------------------------
@@ -48,10 +50,11 @@ def serve(delay_s: float) -> None:
                     return
                 buf += data
             path = buf.split(b" ", 2)[1]
-            if path != b"/nodelay":
+            if path not in (b"/nodelay", b"/page"):
                 time.sleep(delay_s)
+            body = PAGE if path == b"/page" else BODY
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                         + str(len(BODY)).encode() + b"\r\nConnection: close\r\n\r\n" + BODY)
+                         + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
 
     while True:
         conn, _ = listener.accept()

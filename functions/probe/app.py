@@ -16,8 +16,17 @@ NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "Gatewatch"
 metrics = Metrics(namespace=NAMESPACE)
 
 
+# Custom metrics with a ``target`` dimension cost $0.30 each per target-month, more than the rest of a target's
+# cost together, so they are a policy (the template's PerTargetMetrics parameter); the fleet metrics are always on.
+PER_TARGET_METRICS = {"none": (), "success": ("ProbeSuccess",), "all": ("ProbeSuccess", "Latency")}
+FLEET_METRICS = ("TargetsDown", "OpenIncidents", "Heartbeat")
+
+
+def per_target_metrics() -> tuple[str, ...]:
+    return PER_TARGET_METRICS.get(os.environ.get("PER_TARGET_METRICS", "none"), ())
+
+
 def _per_target(name: str, unit: str, value: float, target: str) -> None:
-    """Per-target metrics carry a ``target`` dimension; kept to two per target because each costs money."""
     with single_metric(name=name, unit=unit, value=value, namespace=NAMESPACE) as metric:
         metric.add_dimension(name="target", value=target)
 
@@ -29,11 +38,13 @@ def handler(event: dict, context: LambdaContext) -> dict:
     config = runtime.load_targets()
     reports = probe_step(config, runtime.store(), runtime.notifier(), runtime.start_execution)
     down = 0
+    wanted = per_target_metrics()
     for report in reports:
         up = report.status != "down"
         down += not up
-        _per_target("ProbeSuccess", MetricUnit.Count, 1 if up else 0, report.target)
-        if report.latency_ms is not None:
+        if "ProbeSuccess" in wanted:
+            _per_target("ProbeSuccess", MetricUnit.Count, 1 if up else 0, report.target)
+        if "Latency" in wanted and report.latency_ms is not None:
             _per_target("Latency", MetricUnit.Milliseconds, report.latency_ms, report.target)
         if report.event:
             logger.info("incident event", extra={"target": report.target, "event": report.event,

@@ -128,7 +128,9 @@ def test_table_topic_and_documents(template):
     table = template["Resources"]["GatewatchTable"]["Properties"]
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
-    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    # PITR is a cost switch (PointInTimeRecovery parameter, off by default; benchmarks/cost_model.py prices it)
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] == {
+        "Fn::If": ["PitrEnabled", True, False]}
     assert table["SSESpecification"]["SSEEnabled"] is True
     topic = template["Resources"]["IncidentTopic"]["Properties"]
     assert topic["KmsMasterKeyId"] == {"Ref": "TopicKey"}

@@ -27,11 +27,17 @@ def load_targets(parameter_name: str | None = None) -> Config:
     """The targets YAML from SSM Parameter Store (SecureString allowed), cached by Powertools Parameters."""
     from aws_lambda_powertools.utilities import parameters
 
-    from gatewatch.config import load_config_text
-
     name = parameter_name or env("TARGETS_PARAMETER")
     text = parameters.get_parameter(name, decrypt=True, max_age=CONFIG_MAX_AGE_S)
-    return load_config_text(text, source=f"ssm:{name}", environ=os.environ)
+    return _parse_targets(text, f"ssm:{name}")
+
+
+@lru_cache(maxsize=2)
+def _parse_targets(text: str, source: str) -> Config:
+    """Parsed and validated once per container and text (about 1 ms per target): not again every round."""
+    from gatewatch.config import load_config_text
+
+    return load_config_text(text, source=source, environ=os.environ)
 
 
 @lru_cache(maxsize=1)
@@ -114,4 +120,5 @@ def reset() -> None:
     """Forget the per-container adapters (tests switch tables and topics between cases)."""
     store.cache_clear()
     notifier.cache_clear()
+    _parse_targets.cache_clear()
     guard_once.cache_clear()
