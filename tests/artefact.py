@@ -133,6 +133,33 @@ def elf_machine(path: Path) -> int | None:
     return struct.unpack(endian + "H", head[18:20])[0]
 
 
+def _norm(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def lock_pins() -> dict[str, str]:
+    pins = {}
+    for line in LAYER_REQUIREMENTS.read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if "==" in line:
+            name, version = line.split("==", 1)
+            pins[_norm(name.split("[")[0])] = version
+    return pins
+
+
+def lock_mismatches(build_dir: Path) -> list[str]:
+    """What sam build installed (``*.dist-info`` in the layer) must be exactly the lock: same names, same versions."""
+    built = {}
+    for info in build_dir.glob("*/python/*.dist-info"):
+        name, _, version = info.name[: -len(".dist-info")].rpartition("-")
+        built[_norm(name)] = version
+    pins = lock_pins()
+    if not built:
+        return ["no *.dist-info under */python/: the layer was not built"]
+    return [f"{name}: built {built.get(name)}, locked {pins.get(name)}"
+            for name in sorted(set(built) | set(pins)) if built.get(name) != pins.get(name)]
+
+
 def check_build(build_dir: Path) -> list[str]:
     """Problems with a ``sam build`` output folder (empty list: fine). Prints the figures it measured."""
     if not build_dir.is_dir():
@@ -149,6 +176,7 @@ def check_build(build_dir: Path) -> list[str]:
         elf_files += 1
         if machine != EM_AARCH64:
             problems.append(f"{path.relative_to(build_dir)} is not aarch64 (ELF e_machine {machine})")
+    problems += lock_mismatches(build_dir)
     print(f"check-build: {build_dir}: {total / 1024 / 1024:.1f} MB unzipped (limit 250 MB), "
           f"{elf_files} compiled modules, all aarch64: {not problems}")
     if total >= LAMBDA_UNZIPPED_LIMIT:

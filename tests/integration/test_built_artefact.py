@@ -105,3 +105,27 @@ def test_handler_imports_in_the_built_artefact(tree, python312, tmp_path, logica
     site = [p for p in result["sys_path"] if "site-packages" in p]
     assert not site, f"the import process saw site-packages: {site}"
     assert not result["errors"], f"{logical_id} fails at init in the built artefact: {result['errors']}"
+
+
+def _elf(path: Path, machine: int) -> None:
+    header = bytearray(64)
+    header[:4], header[4], header[5] = b"\x7fELF", 2, 1
+    header[18:20] = machine.to_bytes(2, "little")
+    path.write_bytes(bytes(header))
+
+
+def test_check_build_rejects_x86_modules_and_lock_drift(tmp_path):
+    from tests.artefact import EM_AARCH64, EM_X86_64, check_build, elf_machine, lock_pins
+
+    layer = tmp_path / "GatewatchLayer" / "python"
+    layer.mkdir(parents=True)
+    for name, version in lock_pins().items():
+        (layer / f"{name.replace('-', '_')}-{version}.dist-info").mkdir()
+    _elf(layer / "good.so", EM_AARCH64)
+    assert elf_machine(layer / "good.so") == EM_AARCH64
+    assert check_build(tmp_path) == []
+    _elf(layer / "bad.so", EM_X86_64)
+    (layer / "extra_pkg-1.0.dist-info").mkdir()
+    problems = check_build(tmp_path)
+    assert any("bad.so is not aarch64 (ELF e_machine 62)" in p for p in problems)
+    assert any(p.startswith("extra-pkg: built 1.0, locked None") for p in problems)
