@@ -23,14 +23,16 @@ def certs(tmp_path_factory):
 def test_a_certificate_is_parsed_once_and_not_inside_the_tls_phase(certs, monkeypatch):
     issued = certs.leaf(["api.lab.test"], valid_to_days=30)
     parsed = []
-    real_parse = tls_info._parse
 
-    def slow_parse(der):
-        parsed.append(der)
-        time.sleep(0.2)  # a parse far slower than a loopback handshake: it must not show in the timings
-        return real_parse(der)
+    def slow(real):
+        def parse(cert):
+            parsed.append(cert)
+            time.sleep(0.2)  # a parse far slower than a loopback handshake: it must not show in the timings
+            return real(cert)
+        return parse
 
-    monkeypatch.setattr(tls_info, "_parse", slow_parse)
+    monkeypatch.setattr(tls_info, "_parse", slow(tls_info._parse))
+    monkeypatch.setattr(tls_info, "_from_decoded", slow(tls_info._from_decoded))
     tls_info._cache.clear()
     with http_server({"/": Reply(200, {"ok": True})}, tls=issued.server_context()) as server:
         url = server.url("/", host="api.lab.test")
@@ -88,3 +90,41 @@ def test_probe_targets_keeps_target_order():
         results = probe_targets(fleet, concurrency=5)
     assert [r.target for r in results] == [t.name for t in fleet]
     assert probe_targets([], concurrency=5) == []
+
+
+def _cert(subject_attrs, sans):
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(oid, value) for oid, value in subject_attrs])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(7).not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=9))
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False).sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM), cert.public_bytes(serialization.Encoding.DER)
+
+
+def test_facts_from_openssl_equal_the_cryptography_parse(tmp_path):
+    """A verified connection's getpeercert() replaces the cryptography parse: the facts must be the same."""
+    import ipaddress
+    import ssl
+
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    pem, der = _cert(
+        [(NameOID.COUNTRY_NAME, "DE"), (NameOID.ORGANIZATION_NAME, 'Acme, "Inc" <x>;+'),
+         (NameOID.ORGANIZATIONAL_UNIT_NAME, " spaced "), (NameOID.COMMON_NAME, "#api.lab.test")],
+        [x509.DNSName("api.lab.test"), x509.IPAddress(ipaddress.ip_address("2001:db8::1")),
+         x509.DNSName("*.lab.test"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
+    )
+    path = tmp_path / "c.pem"
+    path.write_bytes(pem)
+    decoded = ssl._ssl._test_decode_cert(str(path))  # what getpeercert() returns for this certificate
+    from_openssl, from_cryptography = tls_info._from_decoded(decoded), tls_info._parse(der)
+    assert from_openssl == from_cryptography
+    assert from_openssl.sans == ("api.lab.test", "*.lab.test", "2001:db8::1", "127.0.0.1")

@@ -19,7 +19,7 @@ import ssl
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gatewatch.clock import iso
 from gatewatch.probe.result import TlsInfo
@@ -71,17 +71,69 @@ _cache: dict[bytes, CertFacts] = {}
 _cache_lock = threading.Lock()
 
 
-def cert_facts(der: bytes) -> CertFacts:
-    """Parsed once per certificate: the SHA-256 of the DER is the key (bounded, oldest dropped first)."""
+def cert_facts(der: bytes, decoded: dict[str, Any] | None = None) -> CertFacts:
+    """Parsed once per certificate: the SHA-256 of the DER is the key (bounded, oldest dropped first).
+
+    ``decoded`` is ``getpeercert()`` of a verified connection: OpenSSL has read the certificate already, so the
+    facts come from it without loading ``cryptography`` (about 15 MiB and 100 ms); it is empty when verification
+    was off, and then the DER is parsed.
+    """
     key = hashlib.sha256(der).digest()
     facts = _cache.get(key)
     if facts is None:
-        facts = _parse(der)
+        facts = _from_decoded(decoded) if decoded else None
+        facts = facts or _parse(der)
         with _cache_lock:
             if len(_cache) >= CERT_CACHE_SIZE:
                 _cache.pop(next(iter(_cache)))
             _cache[key] = facts
     return facts
+
+
+# OpenSSL's long attribute names in getpeercert(), as RFC 4514 writes them (what cryptography's rfc4514_string says)
+_RDN_NAMES = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU", "countryName": "C",
+              "stateOrProvinceName": "ST", "localityName": "L", "streetAddress": "STREET", "domainComponent": "DC",
+              "userId": "UID"}
+
+
+def _from_decoded(decoded: dict[str, Any]) -> CertFacts | None:
+    """Facts from ``getpeercert()``; None when it holds something this cannot render as cryptography would."""
+    try:
+        subject, issuer = decoded["subject"], decoded["issuer"]
+        names = [_rfc4514(subject), _rfc4514(issuer)]
+        alt = decoded.get("subjectAltName", ())
+        sans = [v for k, v in alt if k == "DNS"] + [str(ipaddress.ip_address(v.strip())) for k, v in alt
+                                                    if k == "IP Address"]
+        return CertFacts(
+            subject=names[0], issuer=names[1], sans=tuple(sans),
+            common_names=tuple(v for rdn in subject for k, v in rdn if k == "commonName"),
+            not_before=datetime.fromtimestamp(ssl.cert_time_to_seconds(decoded["notBefore"]), UTC),
+            not_after=datetime.fromtimestamp(ssl.cert_time_to_seconds(decoded["notAfter"]), UTC),
+            self_signed=subject == issuer,  # a verified chain: a leaf naming itself as issuer is a trusted root
+        )
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+def _rfc4514(rdns: tuple) -> str:
+    parts = []
+    for rdn in reversed(rdns):
+        atoms = []
+        for name, value in rdn:
+            if name not in _RDN_NAMES:
+                raise ValueError(name)  # an OID cryptography prints dotted: let it render this one
+            atoms.append(f"{_RDN_NAMES[name]}={_escape(value)}")
+        parts.append("+".join(atoms))
+    return ",".join(parts)
+
+
+def _escape(value: str) -> str:
+    out = "".join("\\" + c if c in ',+"\\<>;' else c for c in value)
+    if out[:1] in ("#", " "):
+        out = "\\" + out
+    if out.endswith(" ") and not out.endswith("\\ "):
+        out = out[:-1] + "\\ "
+    return out
 
 
 def _parse(der: bytes) -> CertFacts:
@@ -105,8 +157,9 @@ def _parse(der: bytes) -> CertFacts:
 
 
 def describe(der: bytes, host: str, now: datetime, *, verified: bool, verify_error: str | None,
-             version: str | None, cipher: str | None, checked: bool = True) -> TlsInfo:
-    facts = cert_facts(der)
+             version: str | None, cipher: str | None, checked: bool = True,
+             decoded: dict[str, Any] | None = None) -> TlsInfo:
+    facts = cert_facts(der, decoded)
     if facts.error is not None or facts.not_after is None or facts.not_before is None:
         return TlsInfo(version=version, cipher=cipher, subject=facts.error or "<unparseable certificate>",
                        issuer="", sans=[], not_before="", not_after="", days_to_expiry=0.0, self_signed=False,
