@@ -47,3 +47,21 @@ def test_the_zipapp_runs_as_a_program_and_prints_one_report(tmp_path):
     report = json.loads(proc.stdout)
     assert [k for k in report if k not in ("schema", "meta")] == list(CHECK_NAMES)
     assert oct(script_path().stat().st_mode & 0o777) == "0o644"
+
+
+def test_stripping_removes_comments_and_docstrings_and_keeps_every_string_that_is_data():
+    from gatewatch.onbox.bundle import strip_source
+
+    source = (
+        '"""Module doc."""\n# a comment\nfrom __future__ import annotations\n\n\n'
+        'def f():\n    """Only a docstring."""\n\n\n'
+        'def g():\n    text = """line one  \n\n  # not a comment\n"""  # a comment\n    return text\n'
+    )
+    stripped = strip_source(source)
+    assert "Module doc" not in stripped and "a comment\n" not in stripped.replace("# not a comment", "")
+    namespace: dict = {}
+    exec(compile(stripped, "x", "exec"), namespace)
+    assert namespace["f"]() is None
+    assert namespace["g"]() == "line one  \n\n  # not a comment\n"
+    for path in package_files():
+        compile(strip_source(path.read_text()), path.name, "exec")

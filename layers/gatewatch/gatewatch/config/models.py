@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from gatewatch.addresses import metadata_host
 from gatewatch.config import envrefs
+from gatewatch.onbox.checks import allowlist
 
 NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 # systemd unit / supervisor program names: letters, digits and . _ @ : - ; never a leading dash (option).
@@ -121,6 +122,18 @@ class Health(_Strict):
 class Database(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=5432, ge=1, le=65535)
+    kind: Literal["postgresql", "mysql"] | None = Field(
+        default=None, description="the protocol of the on-box handshake; default from the port (3306/3307: mysql)"
+    )
+    name: str | None = Field(default=None, description="the database the app uses (the handshake asks for it)")
+    user: str | None = Field(default=None, description="the user the app connects as (no password is ever sent)")
+
+    @field_validator("name", "user")
+    @classmethod
+    def _db_word(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_.$-]{1,63}", value):
+            raise ValueError(f"must be 1 to 63 letters, digits and _ . $ - (got {value!r})")
+        return value
 
     @field_validator("host")
     @classmethod
@@ -141,6 +154,9 @@ class Host(_Strict):
     process_match: str | None = Field(default=None, description="substring of the backend's command line")
     backend_host: str = "127.0.0.1"
     backend_port: int = Field(default=8000, ge=1, le=65535)
+    backend_socket: str | None = Field(
+        default=None, description="the backend's unix socket (instead of backend_host/backend_port)"
+    )
     health_path: str = "/health"
     nginx_port: int = Field(default=80, ge=1, le=65535)
     nginx_bin: str = "nginx"
@@ -150,6 +166,9 @@ class Host(_Strict):
     app_log: str | None = None
     log_window_minutes: int = Field(default=15, ge=1, le=1440)
     extra_paths: list[str] = Field(default_factory=list, description="directories whose disk use matters")
+    log_roots: list[str] = Field(
+        default_factory=list, description="directories besides /var/log that nginx_error_log and app_log may be in"
+    )
     database: Database | None = None
     proxy_service: str = Field(default="nginx", description="the proxy's systemd unit / supervisor program name")
     commands: dict[RemediationAction, list[str]] | None = Field(
@@ -258,6 +277,26 @@ class Host(_Strict):
     @classmethod
     def _extra_paths(cls, value: list[str]) -> list[str]:
         return [_check_path(v) for v in value]
+
+    @field_validator("backend_socket")
+    @classmethod
+    def _backend_socket(cls, value: str | None) -> str | None:
+        if value is not None and len(_check_path(value)) > 107:
+            raise ValueError(f"a unix socket path has at most 107 characters (got {len(value)})")
+        return value
+
+    @field_validator("log_roots")
+    @classmethod
+    def _log_roots(cls, value: list[str]) -> list[str]:
+        if len(value) > 8:
+            raise ValueError("at most 8 log roots")
+        for root in value:
+            if not allowlist.log_root_allowed(_check_path(root)):
+                raise ValueError(
+                    f"log root {root!r} is, contains or lies inside a system directory (/, /etc, /root, /home, /usr, "
+                    "/var/lib, ...): name the application's own log directory"
+                )
+        return value
 
     @model_validator(mode="after")
     def _where(self) -> Host:
