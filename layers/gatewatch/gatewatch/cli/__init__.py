@@ -23,6 +23,9 @@ COMMAND_MODULES = (
     "gatewatch.cli.lab_cmd",
     "gatewatch.remediation.cli",
     "gatewatch.cli.notify_cmd",
+    "gatewatch.cli.serve_cmd",
+    "gatewatch.cli.report_cmd",
+    "gatewatch.cli.status_page_cmd",
 )
 
 
