@@ -49,10 +49,12 @@ def test_nginx_bin_outside_the_fixed_locations_is_refused_and_never_run(tmp_path
 
 
 def test_the_documents_and_the_script_share_one_nginx_allow_list():
+    from gatewatch import hostpaths
     from gatewatch.onbox.checks import allowlist
 
     pattern = ssm_documents.remediation_document()["parameters"]["NginxBin"]["allowedPattern"]
-    assert pattern == allowlist.nginx_bin_pattern()
+    assert pattern == hostpaths.nginx_bin_pattern()
+    assert allowlist.NGINX_BINARIES is hostpaths.NGINX_BINARIES  # the on-box script reads the same list
     for good in ("nginx",) + allowlist.NGINX_BIN_PATHS:
         assert re.fullmatch(pattern[1:-1], good)
     for bad in ("/tmp/nginx", "/usr/sbin/nginx -g x", "nginx2", "/usr/sbin/../../tmp/nginx"):
@@ -129,7 +131,7 @@ def test_log_paths_outside_var_log_and_the_log_roots_are_not_read(tmp_path):
     assert report["app_log"]["value"]["address_in_use"] is True
 
 
-@pytest.mark.parametrize("roots", [["/etc"], ["/"], ["/var"], ["/home/app"], ["/tmp"], ["/root/logs"]])
+@pytest.mark.parametrize("roots", [["/etc"], ["/"], ["/var"], ["/etc/nginx"], ["/usr/local"], ["/root/logs"]])
 def test_a_log_root_may_not_be_or_contain_a_system_directory(roots):
     code, doc = run(base(log_roots=roots))
     assert code == 2 and doc["field"] == "log_roots", doc

@@ -24,8 +24,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from gatewatch import hostpaths
 from gatewatch.aws.template_schema import REPO_ROOT
-from gatewatch.onbox.checks import allowlist
 
 CHECKS_SCRIPT = Path(__file__).resolve().parents[1] / "onbox" / "checks"  # the package: embedded as its zipapp
 SSM_DIR = Path("infra") / "ssm"
@@ -38,7 +38,7 @@ ACTIONS = ("restart_backend", "start_proxy", "reload_proxy")
 MANAGERS = ("systemd", "supervisor")
 SERVICE_OR_EMPTY_PATTERN = r"^([A-Za-z0-9_.@:][A-Za-z0-9_.@:-]{0,127})?$"
 PATH_OR_EMPTY_PATTERN = r"^(/[A-Za-z0-9._/+-]{0,1023})?$"
-NGINX_BIN_PATTERN = allowlist.nginx_bin_pattern()  # nginx on PATH, or one of the fixed locations; nothing else
+NGINX_BIN_PATTERN = hostpaths.nginx_bin_pattern()  # exactly one of hostpaths.NGINX_BINARIES
 ONBOX_TIMEOUT_S = 120
 REMEDIATION_TIMEOUT_S = 180
 
@@ -152,7 +152,7 @@ for p in "$supervisor_conf" "$nginx_conf" "$nginx_prefix"; do
   esac
 done
 case "$nginx_bin" in
-  @NGINX_BINS@) ;; *) refuse "nginx must be nginx or one of the allowed locations" ;;
+  @NGINX_BINARIES@) ;; *) refuse "nginx_bin must be one of @NGINX_BINARIES@" ;;
 esac
 nginx_test() {
   set -- -t
@@ -193,11 +193,11 @@ exit "$rc"
 
 
 def _remediation_script() -> str:
-    """The script with the fixed list of nginx binaries from the one allow-list."""
-    bins = "|".join((allowlist.NGINX_BIN_NAME,) + allowlist.NGINX_BIN_PATHS)
-    if not re.fullmatch(r"[A-Za-z0-9._/|-]+", bins):
-        raise GenerationError(f"an allowed nginx location has characters a shell case pattern would read: {bins}")
-    return REMEDIATION_SCRIPT.replace("@NGINX_BINS@", bins)
+    """The script with the nginx allow-list filled in (a shell case pattern: exact strings, no globbing)."""
+    for b in hostpaths.NGINX_BINARIES:
+        if not re.fullmatch(r"[A-Za-z0-9._/-]+", b):
+            raise GenerationError(f"{b!r} cannot be a shell case pattern")
+    return REMEDIATION_SCRIPT.replace("@NGINX_BINARIES@", "|".join(hostpaths.NGINX_BINARIES))
 
 
 def remediation_document() -> dict[str, Any]:

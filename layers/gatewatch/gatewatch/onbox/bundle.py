@@ -22,6 +22,8 @@ import zipfile
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).with_name("checks")
+# Library files the package uses that the zipapp must carry (stdlib-only, Python 3.8): vendored beside its modules.
+VENDORED = {"hostpaths.py": Path(__file__).resolve().parents[1] / "hostpaths.py"}
 ZIP_PACKAGE = "gatewatch_onbox"
 ZIPAPP_NAME = "gatewatch-onbox.pyz"
 MAIN = (
@@ -82,8 +84,9 @@ def package_files(package_dir: Path = PACKAGE_DIR) -> list[Path]:
 def zipapp_bytes(package_dir: Path = PACKAGE_DIR) -> bytes:
     """The zipapp, byte for byte the same for the same sources."""
     buffer = io.BytesIO()
-    members = [(f"{ZIP_PACKAGE}/{p.name}", strip_source(p.read_text(encoding="utf-8")).encode("utf-8"))
-               for p in package_files(package_dir)]
+    sources = [(p.name, p) for p in package_files(package_dir)] + sorted(VENDORED.items())
+    members = [(f"{ZIP_PACKAGE}/{name}", strip_source(p.read_text(encoding="utf-8")).encode("utf-8"))
+               for name, p in sources]
     members.append(("__main__.py", MAIN.encode("utf-8")))
     with zipfile.ZipFile(buffer, "w") as zf:
         for name, data in sorted(members):

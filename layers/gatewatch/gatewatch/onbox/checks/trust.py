@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import stat
 
-from .allowlist import NGINX_BIN_NAME, NGINX_BIN_PATHS, NGINX_EXE_NAMES, log_path_allowed, log_root_allowed
+from .allowlist import NGINX_BIN_NAME, NGINX_BIN_PATHS, NGINX_EXE_NAMES, log_path_problem, log_root_problem
 
 MAX_LINKS = 16
 
@@ -181,10 +181,11 @@ def verified_nginx_master(pid: int):
 
 def allowed_log(path: str, roots=()) -> str | None:
     """None when a configured log path may be read (under /var/log or a trusted log root), else the reason."""
-    good_roots = [r for r in roots if log_root_allowed(r) and why_untrusted(r, want_dir=True) is None]
-    if not log_path_allowed(os.path.normpath(path), good_roots):
-        return "%s is not under %s" % (path, " or ".join(("/var/log",) + tuple(good_roots)))
+    good_roots = [r for r in roots if log_root_problem(r) is None and why_untrusted(r, want_dir=True) is None]
+    problem = log_path_problem(path, good_roots)
+    if problem:
+        return problem
     real = os.path.realpath(path)
-    if real != path and not log_path_allowed(real, [os.path.realpath(r) for r in good_roots]):
+    if real != path and log_path_problem(real, [os.path.realpath(r) for r in good_roots]):
         return "%s resolves to %s, outside the log roots" % (path, real)
     return None

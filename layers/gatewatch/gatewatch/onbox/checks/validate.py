@@ -9,7 +9,7 @@ import json
 import re
 import socket
 
-from .allowlist import NGINX_BIN_PATHS, log_root_allowed, nginx_bin_allowed
+from .allowlist import NGINX_BIN_PATHS, log_root_problem, nginx_bin_allowed
 from .common import _short
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -95,7 +95,7 @@ PARAM_SPEC = {
                                     for k in ("name", "user"))),
                  "must be an object {host: name or IP, port: 1-65535, kind: postgresql|mysql, name, user}"),
     "log_roots": ([], lambda v: isinstance(v, list) and len(v) <= 8 and all(
-        _safe_path(r) and log_root_allowed(r) for r in v),
+        _safe_path(r) and log_root_problem(r) is None for r in v),
         "must be a list of at most 8 absolute directories outside the system trees (/etc, /root, /home, /usr...)"),
     "backend_socket": (None, _opt(lambda v: _safe_path(v) and len(v) <= 107),
                        "must be an absolute path of safe characters, at most 107 characters (a unix socket)"),
