@@ -11,14 +11,15 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from gatewatch.config import envrefs
 from gatewatch.config.errors import ConfigError, Problem
-from gatewatch.config.models import ENV_REF_RE, SECRET_HEADERS, Config
+from gatewatch.config.models import ENV_REF_RE, SECRET_HEADERS, Config, Target, _check_url
 
 MAX_CONFIG_BYTES = 1024 * 1024
 
 
 def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
-    """Read and validate a file. ``environ`` resolves ``${VAR}`` header references (None: don't resolve)."""
+    """Read and validate a file. ``environ`` resolves ``${VAR}`` references (None: check the names only)."""
     p = Path(path)
     try:
         data = p.read_bytes()
@@ -50,12 +51,10 @@ def load_config_text(text: str, source: str = "<config>", environ: Mapping[str, 
 
     problems += _duplicate_names(raw)
     problems += _inline_secrets(config)
-    if environ is not None:
-        problems += _missing_env(config, environ)
+    config, env_problems = _resolve_env(config, environ)
+    problems += env_problems
     if problems:
         raise ConfigError(source, problems)
-    if environ is not None:
-        config = _resolve_env(config, environ)
     return config
 
 
@@ -226,7 +225,7 @@ def _inline_secrets(config: Config) -> list[Problem]:
     for i, t in enumerate(config.targets):
         for name, value in t.headers.items():
             if name.lower() in SECRET_HEADERS and not ENV_REF_RE.fullmatch(value):
-                var = name.upper().replace("-", "_")
+                var = config.settings.env_prefix + name.upper().replace("-", "_")
                 problems.append(
                     Problem(
                         f"targets[{i}].headers.{name}",
@@ -237,24 +236,60 @@ def _inline_secrets(config: Config) -> list[Problem]:
     return problems
 
 
-def _missing_env(config: Config, environ: Mapping[str, str]) -> list[Problem]:
-    problems = []
-    for i, t in enumerate(config.targets):
-        for name, value in t.headers.items():
-            for var in ENV_REF_RE.findall(value):
-                if var not in environ:
-                    problems.append(
-                        Problem(
-                            f"targets[{i}].headers.{name}",
-                            f"environment variable {var} is not set; export it before running gatewatch",
-                        )
-                    )
-    return problems
+def _ref_fields(t: Target) -> list[tuple[str, str, str]]:
+    """(path, text, kind) of every field that may hold ${VAR}: headers, URLs, the body, JSON assertions."""
+    out = [("url", t.url, "url")]
+    out += [(f"headers.{k}", v, "header") for k, v in t.headers.items()]
+    if t.body is not None:
+        out.append(("body", t.body, "text"))
+
+    def strings(where: str, value: Any) -> None:
+        envrefs.walk_strings(value, lambda w, text: out.append((w, text, "text")) or text, where)
+
+    strings("expect.json", t.expect.json_ or {})
+    if t.health is not None:
+        out.append(("health.url", t.health.url, "url"))
+        strings("health.expect_json", t.health.expect_json)
+    return [f for f in out if ENV_REF_RE.search(f[1])]
 
 
-def _resolve_env(config: Config, environ: Mapping[str, str]) -> Config:
+def _resolve_env(config: Config, environ: Mapping[str, str] | None) -> tuple[Config, list[Problem]]:
+    """Checks every ${VAR} name (always) and, given ``environ``, substitutes it and checks the result where it
+    lands; every problem names the field and the variable (gatewatch.config.envrefs)."""
+    prefix, allow = config.settings.env_prefix, frozenset(config.settings.env_allow)
+    problems: list[Problem] = []
     targets = []
-    for t in config.targets:
-        headers = {k: ENV_REF_RE.sub(lambda m: environ[m.group(1)], v) for k, v in t.headers.items()}
-        targets.append(t.model_copy(update={"headers": headers}))
-    return config.model_copy(update={"targets": targets})
+    for i, t in enumerate(config.targets):
+        values: dict[str, str] = {}
+        for path, text, kind in _ref_fields(t):
+            try:
+                value = envrefs.expand(text, environ, prefix, allow, header=kind == "header")
+                if kind == "url" and environ is not None:
+                    _check_url(value)
+            except ValueError as exc:
+                problems.append(Problem(f"targets[{i}].{path}", str(exc)))
+                continue
+            values[path] = value
+        targets.append(_with_values(t, values) if environ is not None and values else t)
+    if environ is None or problems:
+        return config, problems
+    return config.model_copy(update={"targets": targets}), problems
+
+
+def _with_values(t: Target, values: dict[str, str]) -> Target:
+    def pick(where: str, text: str) -> str:
+        return values.get(where, text)
+
+    update: dict[str, Any] = {"url": values.get("url", t.url)}
+    update["headers"] = {k: values.get(f"headers.{k}", v) for k, v in t.headers.items()}
+    if t.body is not None:
+        update["body"] = values.get("body", t.body)
+    if t.expect.json_:
+        json_ = envrefs.walk_strings(t.expect.json_, pick, "expect.json")
+        update["expect"] = t.expect.model_copy(update={"json_": json_})
+    if t.health is not None:
+        update["health"] = t.health.model_copy(update={
+            "url": values.get("health.url", t.health.url),
+            "expect_json": envrefs.walk_strings(t.health.expect_json, pick, "health.expect_json"),
+        })  # fmt: skip
+    return t.model_copy(update=update)
