@@ -289,7 +289,7 @@ def targets_doc(paths: LabPaths, netns: str, url_path: str = LOGIN_PATH, edge_po
         host["backend_port"] = BACKEND_PORT
     host.update(health_path="/health", nginx_port=NGINX_PORT, nginx_prefix=str(paths.nginx_prefix),
                 nginx_conf=str(paths.nginx_conf), nginx_error_log=str(paths.nginx_error_log),
-                app_log=str(paths.app_log))
+                app_log=str(paths.app_log), log_roots=[str(paths.root)])
     if topo.database == "mariadb":
         host["database"] = {"host": "127.0.0.1", "port": MARIADB_PORT, "kind": "mysql"}
     else:

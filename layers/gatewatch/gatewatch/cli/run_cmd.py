@@ -28,6 +28,9 @@ def register(sub) -> None:
     run.add_argument("--remediation-ceiling", choices=("off", "suggest", "auto"), default="auto",
                      help="no target may remediate beyond this mode (default auto: the targets' own modes)")
     run.add_argument("--json", action="store_true", help="print each round's reports as JSON lines")
+    run.add_argument("--metrics-port", type=int, metavar="PORT",
+                     help="serve Prometheus metrics on http://HOST:PORT/metrics while running (docs/web.md)")
+    run.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port (default 127.0.0.1)")
     run.set_defaults(func=run_pipeline)
 
     inc = sub.add_parser("incidents", help="list incidents from the store, newest first")
@@ -60,17 +63,24 @@ def _store(args):
         return None
 
 
-def build_pipeline(config, store, sns_topic_arn=None, ceiling="auto", stream=None):
-    from gatewatch.notify import ConsoleNotifier, FanoutNotifier
-    from gatewatch.pipeline import Pipeline, Remediator
+def build_notifier(config, store, sns_topic_arn=None, stream=None, clock=None):
+    """The console (and SNS with --sns-topic-arn), then the configured channels; every attempt recorded."""
+    from gatewatch.notify import ConsoleNotifier
+    from gatewatch.notify.dispatch import Dispatcher
 
-    notifiers = [ConsoleNotifier(stream=stream or sys.stdout)]
+    local = [ConsoleNotifier(stream=stream or sys.stdout)]
     if sns_topic_arn:
         from gatewatch.notify import SNSNotifier
 
-        notifiers.append(SNSNotifier(sns_topic_arn))
-    notifier = notifiers[0] if len(notifiers) == 1 else FanoutNotifier(notifiers)
-    pipeline = Pipeline(config, store, notifier)
+        local.append(SNSNotifier(sns_topic_arn))
+    return Dispatcher(config, store, clock, local=local)
+
+
+def build_pipeline(config, store, sns_topic_arn=None, ceiling="auto", stream=None):
+    from gatewatch.pipeline import Pipeline, Remediator
+
+    pipeline = Pipeline(config, store, None)
+    pipeline.notifier = build_notifier(config, store, sns_topic_arn, stream, pipeline.clock)
     pipeline.remediator = Remediator(store, pipeline.clock, ceiling=ceiling, runner_for=pipeline.runner_for,
                                      resolver=pipeline.resolver)
     return pipeline
@@ -102,10 +112,20 @@ def run_pipeline(args) -> int:
                               stream=sys.stderr if args.json else sys.stdout)
     rounds = 0
     any_down = False
+    metrics = server = None
     try:
+        if args.metrics_port is not None:
+            from gatewatch.metrics import Metrics
+
+            metrics = Metrics()
+            server = metrics.serve(args.metrics_port, args.metrics_host)
+            print(f"metrics: http://{args.metrics_host}:{server.server_address[1]}/metrics", file=sys.stderr,
+                  flush=True)
         while True:
             started = time.monotonic()
             reports = pipeline.run_once()
+            if metrics is not None:
+                metrics.observe_round(reports, store, time.monotonic() - started)
             any_down = any(r.status == "down" for r in reports)
             for report in reports:
                 if args.json:
@@ -119,6 +139,8 @@ def run_pipeline(args) -> int:
                 break
             time.sleep(max(0.0, args.every - (time.monotonic() - started)))
     finally:
+        if server is not None:
+            server.shutdown()
         store.close()
     return EXIT_DOWN if any_down else EXIT_OK
 
