@@ -122,7 +122,7 @@ class Database(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=5432, ge=1, le=65535)
     kind: Literal["postgresql", "mysql"] | None = Field(
-        default=None, description="the protocol of the on-box handshake; default from the port (3306/3307: mysql)"
+        default=None, description="postgresql or mysql (MariaDB too); default from the port: 3306 is mysql"
     )
     name: str | None = Field(default=None, description="the database the app uses (the handshake asks for it)")
     user: str | None = Field(default=None, description="the user the app connects as (no password is ever sent)")
@@ -133,6 +133,14 @@ class Database(_Strict):
         if value is not None and not re.fullmatch(r"[A-Za-z0-9_.$-]{1,63}", value):
             raise ValueError(f"must be 1 to 63 letters, digits and _ . $ - (got {value!r})")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_from_port(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("kind") is None:
+            port = data.get("port", 5432)
+            return {**data, "kind": "mysql" if port in (3306, 33060) else "postgresql"}
+        return data
 
     @field_validator("host")
     @classmethod
@@ -154,7 +162,7 @@ class Host(_Strict):
     backend_host: str = "127.0.0.1"
     backend_port: int = Field(default=8000, ge=1, le=65535)
     backend_socket: str | None = Field(
-        default=None, description="the backend's unix socket (instead of backend_host/backend_port)"
+        default=None, description="the backend's unix socket path, instead of backend_host/backend_port"
     )
     health_path: str = "/health"
     nginx_port: int = Field(default=80, ge=1, le=65535)
@@ -293,7 +301,8 @@ class Host(_Strict):
             raise ValueError(f"must be a URL path starting with '/', e.g. /health (got {value!r})")
         return value
 
-    @field_validator("nginx_bin", "nginx_conf", "nginx_prefix", "nginx_error_log", "app_log", "supervisor_config")
+    @field_validator("nginx_bin", "nginx_conf", "nginx_prefix", "nginx_error_log", "app_log", "supervisor_config",
+                     "backend_socket")
     @classmethod
     def _paths(cls, value: str | None, info) -> str | None:
         if value is None:
@@ -329,6 +338,8 @@ class Host(_Strict):
             raise ValueError("netns applies to local: true hosts only")
         if self.service_manager == "supervisor" and not self.service:
             raise ValueError("service_manager: supervisor needs service: the supervisor program name")
+        if self.backend_socket and ("backend_host" in self.model_fields_set or "backend_port" in self.model_fields_set):
+            raise ValueError("give backend_socket (a unix socket) or backend_host/backend_port, not both")
         return self
 
 
