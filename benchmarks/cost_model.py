@@ -61,6 +61,7 @@ PRICES: dict[str, tuple[float, str, str]] = {
     "xray_trace": (5.00 / 1e6, "trace recorded (first 100,000 a month free)", "https://aws.amazon.com/xray/pricing/"),
     "kms_key": (1.00, "customer managed key-month", "https://aws.amazon.com/kms/pricing/"),
     "kms_request": (0.03 / 1e4, "request", "https://aws.amazon.com/kms/pricing/"),
+    "s3_put": (0.005 / 1e3, "PUT request (S3 Standard)", "https://aws.amazon.com/s3/pricing/"),
 }
 # Peers, one check a minute from one location, per target-month (43,200 runs in a 30-day month, as they bill).
 PEERS: dict[str, tuple[float, str]] = {
@@ -96,7 +97,10 @@ RESOURCE_TYPES: dict[str, str] = {
     "AWS::Lambda::EventInvokeConfig": "free",
     "AWS::Events::Rule": "free (scheduled rules on the default bus)",
     "AWS::S3::BucketPolicy": "free",
+    "AWS::S3::Bucket": BILLED,  # the status page's objects, rewritten every run of the StatusPageFunction
 }
+OTHER_SCHEDULED_RUN_S = 1.0  # assumed duration of a scheduled function other than the prober (not measured)
+STATUS_PAGE_OBJECTS = 3  # index.html, status.css, status.json (docs/web.md)
 # Metric names a handler may emit that the model prices. FLEET/PER_TARGET come from functions/probe/app.py.
 OTHER_METRICS = {
     "ColdStart": "fleet",  # Powertools' capture_cold_start_metric, when a handler enables it
@@ -173,6 +177,8 @@ class Settings:
     fleet_metrics: tuple[str, ...]
     per_target_metrics: tuple[str, ...]
     probe_ttl_days: int
+    other_scheduled: dict[str, tuple[float, int]] = field(default_factory=dict)  # name: (runs a month, memory MB)
+    buckets: int = 0
     notes: list[str] = field(default_factory=list)
 
 
@@ -213,7 +219,25 @@ def read_settings(template: dict[str, Any] | None = None) -> Settings:
         fleet_metrics=fleet,
         per_target_metrics=per_target,
         probe_ttl_days=probe_ttl_days(),
+        other_scheduled=other_scheduled(template, glob),
+        buckets=sum(1 for r in resources.values() if r["Type"] == "AWS::S3::Bucket" and present(r, template)),
     )
+
+
+def other_scheduled(template: dict[str, Any], glob: dict[str, Any]) -> dict[str, tuple[float, int]]:
+    """Scheduled functions other than the prober that the parameter defaults deploy: (runs a month, memory MB)."""
+    out = {}
+    for name, res in template["Resources"].items():
+        if res["Type"] != "AWS::Serverless::Function" or name == "ProbeFunction" or not present(res, template):
+            continue
+        props = res["Properties"]
+        for event in props.get("Events", {}).values():
+            if event.get("Type") == "Schedule":
+                runs = HOURS_PER_MONTH * 60 / minutes_between_rounds(str(resolve(event["Properties"]["Schedule"],
+                                                                                 template)))
+                memory = int(resolve(props.get("MemorySize", glob.get("MemorySize", 128)), template))
+                out[name] = (runs, memory)
+    return out
 
 
 # ---- reading the code ------------------------------------------------------------------------------------------
@@ -342,6 +366,14 @@ def month(settings: Settings, measured: dict[str, Any], n: int, latency_ms: floa
          + log_gb * max(0, s.log_retention_days - 30) / 30 * price("logs_storage_gb"),
          f"{s.log_retention_days} days retention, uncompressed (an upper bound)")
     line("KMS customer managed keys", s.kms_keys * price("kms_key"), f"{s.kms_keys} key(s) (the topic's)")
+    other = sum(runs * (price("lambda_request") + OTHER_SCHEDULED_RUN_S * mb / 1024 * price(arch))
+                for runs, mb in s.other_scheduled.values())
+    line("Other scheduled functions", other,
+         (", ".join(f"{k} {v[0]:,.0f} runs" for k, v in s.other_scheduled.items()) or "none deployed")
+         + f" (assumed {OTHER_SCHEDULED_RUN_S:g} s each)")
+    page_runs = s.other_scheduled.get("StatusPageFunction", (0, 0))[0] if s.buckets else 0
+    line("S3 requests (status page)", page_runs * STATUS_PAGE_OBJECTS * price("s3_put"),
+         f"StatusPage: {STATUS_PAGE_OBJECTS} PUTs a run" if page_runs else "StatusPage=false")
     return sum(x["usd"] for x in lines), lines
 
 

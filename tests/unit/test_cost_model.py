@@ -55,6 +55,9 @@ def test_alarms_dashboard_pitr_and_policy_move_the_bill(template):
     assert fixed_and_per_target(t)[0] == pytest.approx(base_fixed + 0.10, abs=1e-3)
     t["Parameters"]["CreateDashboard"]["Default"] = "true"
     assert fixed_and_per_target(t)[0] == pytest.approx(base_fixed + 3.10, abs=1e-3)
+    if "StatusPage" in t["Parameters"]:  # a scheduled function and its bucket: fixed cost, never free
+        t["Parameters"]["StatusPage"]["Default"] = "true"
+        assert fixed_and_per_target(t)[0] > base_fixed + 3.10
     t["Parameters"]["PointInTimeRecovery"]["Default"] = "true"
     assert fixed_and_per_target(t)[1] > base_per
     all_metrics = fixed_and_per_target(template, "all")[1]
