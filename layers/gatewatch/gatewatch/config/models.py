@@ -121,6 +121,26 @@ class Health(_Strict):
 class Database(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=5432, ge=1, le=65535)
+    kind: Literal["postgresql", "mysql"] | None = Field(
+        default=None, description="postgresql or mysql (MariaDB too); default from the port: 3306 is mysql"
+    )
+    name: str | None = Field(default=None, description="the database the app uses (the handshake asks for it)")
+    user: str | None = Field(default=None, description="the user the app connects as (no password is ever sent)")
+
+    @field_validator("name", "user")
+    @classmethod
+    def _db_word(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_.$-]{1,63}", value):
+            raise ValueError(f"must be 1 to 63 letters, digits and _ . $ - (got {value!r})")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_from_port(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("kind") is None:
+            port = data.get("port", 5432)
+            return {**data, "kind": "mysql" if port in (3306, 33060) else "postgresql"}
+        return data
 
     @field_validator("host")
     @classmethod
@@ -141,6 +161,9 @@ class Host(_Strict):
     process_match: str | None = Field(default=None, description="substring of the backend's command line")
     backend_host: str = "127.0.0.1"
     backend_port: int = Field(default=8000, ge=1, le=65535)
+    backend_socket: str | None = Field(
+        default=None, description="the backend's unix socket path, instead of backend_host/backend_port"
+    )
     health_path: str = "/health"
     nginx_port: int = Field(default=80, ge=1, le=65535)
     nginx_bin: str = "nginx"
@@ -278,7 +301,8 @@ class Host(_Strict):
             raise ValueError(f"must be a URL path starting with '/', e.g. /health (got {value!r})")
         return value
 
-    @field_validator("nginx_bin", "nginx_conf", "nginx_prefix", "nginx_error_log", "app_log", "supervisor_config")
+    @field_validator("nginx_bin", "nginx_conf", "nginx_prefix", "nginx_error_log", "app_log", "supervisor_config",
+                     "backend_socket")
     @classmethod
     def _paths(cls, value: str | None, info) -> str | None:
         if value is None:
@@ -297,6 +321,13 @@ class Host(_Strict):
     def _extra_paths(cls, value: list[str]) -> list[str]:
         return [_check_path(v) for v in value]
 
+    @field_validator("backend_socket")
+    @classmethod
+    def _backend_socket(cls, value: str | None) -> str | None:
+        if value is not None and len(_check_path(value)) > 107:
+            raise ValueError(f"a unix socket path has at most 107 characters (got {len(value)})")
+        return value
+
     @model_validator(mode="after")
     def _where(self) -> Host:
         if self.instance_id and self.instance_tags:
@@ -307,6 +338,8 @@ class Host(_Strict):
             raise ValueError("netns applies to local: true hosts only")
         if self.service_manager == "supervisor" and not self.service:
             raise ValueError("service_manager: supervisor needs service: the supervisor program name")
+        if self.backend_socket and ("backend_host" in self.model_fields_set or "backend_port" in self.model_fields_set):
+            raise ValueError("give backend_socket (a unix socket) or backend_host/backend_port, not both")
         return self
 
 
