@@ -19,6 +19,7 @@ from gatewatch.tree.evidence import signature_for
 
 FACTS = sorted(Path(__file__).resolve().parents[1].joinpath("events", "facts").rglob("*.json"))
 CLASSIC = Path(__file__).resolve().parents[1].joinpath("events", "facts", "classic")  # the classic topology's run
+CLASSIC = Path(__file__).resolve().parents[1] / "events" / "facts" / "classic"
 PLACEHOLDER = re.compile(r"(^|[\s(:=])\?([\s).,]|$)|\bNone\b|\{\.\.\.\}|\{[a-z_]+\}")
 
 
