@@ -1,8 +1,8 @@
 """Cold import of every Lambda handler against the built layer, as Lambda's Python 3.12 runtime does it.
 
-The layer is the one the built-artefact test builds (``tests/artefact.py``: the locked requirements installed
+The layer is built as the built-artefact test builds it (``tests/artefact.py``: the locked requirements installed
 alone for python3.12 on this machine's platform, the library copied beside them, and the runtime's boto3 in its
-own folder), reused from its cache. The library's bytecode is compiled into the copy (``--no-bytecode`` also
+own folder), cached in its own folder. The library's bytecode is compiled into the copy (``--no-bytecode`` also
 measures without it: Lambda's /opt is read-only, so a layer without .pyc compiles the library at every cold
 start). Each handler is imported in ``--runs`` fresh processes (``python3.12 -X importtime -c 'import app'``,
 ``sys.path`` = the function's folder, the layer and boto3 only) with Lambda's environment; the median, min and max
@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "gatewatch")]
 HANDLERS = ("probe", "facts", "record", "guard", "reprobe")
-CACHE = Path(os.environ.get("GATEWATCH_ARTEFACT_CACHE", "/tmp/gatewatch-artefact-cache"))  # the artefact test's
+CACHE = Path(os.environ.get("GATEWATCH_IMPORT_BENCH_DIR", "/tmp/gatewatch-import-bench"))  # own: tests share theirs
 GOAL_MS = 300.0
 
 

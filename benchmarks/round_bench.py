@@ -25,7 +25,6 @@ import io
 import json
 import math
 import os
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -33,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "gatewatch")]
+sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "gatewatch"), str(ROOT / "benchmarks")]
 MEASURED = ROOT / "benchmarks" / "measured" / "round.json"
 LAMBDA_PLATFORM_LOG_BYTES = 420  # START, END and REPORT lines (with the X-Ray trace id) of one invocation
 REGION = "us-east-1"
@@ -150,12 +149,6 @@ def metered(meter: Meter):
 
 
 # ---- the round -------------------------------------------------------------------------------------------------
-def start_fleet_server() -> tuple[subprocess.Popen, int]:
-    proc = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "probe_bench.py"), "--serve",
-                             "--delay-ms", "0"], stdout=subprocess.PIPE, text=True)
-    return proc, int(proc.stdout.readline())
-
-
 def fleet_yaml(n: int, port: int, concurrency: int) -> str:
     lines = [f"settings:\n  concurrency: {concurrency}\ntargets:"]
     lines += [f"  - {{name: t{i:05d}, url: 'http://127.0.0.1:{port}/page', confirm: {{retries: 0}}}}"
@@ -232,7 +225,9 @@ def main() -> int:
                        "AWS_DEFAULT_REGION": REGION, "POWERTOOLS_TRACE_DISABLED": "1",
                        "POWERTOOLS_SERVICE_NAME": "gatewatch", "POWERTOOLS_METRICS_NAMESPACE": "Gatewatch"}.items():
         os.environ[key] = value
-    proc, port = start_fleet_server()
+    from blackbox_compare import start_delay_server
+
+    proc, port = start_delay_server(0)
     try:
         small = run_rounds(args.small, port, args.concurrency, args.rounds)
         large = run_rounds(args.large, port, args.concurrency, args.rounds)
