@@ -23,6 +23,8 @@ class TargetState:
     since: str | None = None  # when the current status began (ISO-8601 UTC)
     updated_at: str | None = None
     version: int = 0  # bumped on every write; writes are conditional on it
+    recent: str = ""  # the last rounds, oldest first: 1 failed (or only the retry passed), 0 passed (flapping)
+    flapping_incident_id: str | None = None  # the open flapping incident (gatewatch.moments)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
