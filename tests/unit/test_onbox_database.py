@@ -63,6 +63,9 @@ def postgres():
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(port, proc)
+        end = time.monotonic() + 60
+        while shake("postgresql", port)["error"] == "not_accepting" and time.monotonic() < end:
+            time.sleep(0.2)  # "the database system is starting up"
         yield port
     finally:
         proc.terminate()
