@@ -86,6 +86,7 @@ PY312_BIN ?= $(lastword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin))
 generate: venv
 	$(BIN)/python -m gatewatch.tree.export --write .
 	$(BIN)/python -m gatewatch.aws.ssm_documents --write
+	$(BIN)/gatewatch config schema > docs/targets.schema.json
 
 $(TOOLS_VENV)/.installed:
 	$(PYTHON) -m venv $(TOOLS_VENV)

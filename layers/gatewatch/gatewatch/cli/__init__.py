@@ -26,13 +26,25 @@ COMMAND_MODULES = (
 
 
 class _Parser(argparse.ArgumentParser):
+    """Every (sub)command's parser: epilogs keep their line breaks, so each ``--help`` can end with examples."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str):  # argparse exits 2 as well; keep its usage line, make the text ours
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"gatewatch: error: {message}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="gatewatch", description="Outside-in probing and diagnosis for sites behind nginx.")
+    parser = _Parser(
+        prog="gatewatch",
+        description="Outside-in probing and diagnosis for sites behind Cloudflare and nginx.",
+        epilog="examples:\n  gatewatch probe --demo\n  gatewatch probe https://example.com/health\n\n"
+               "Each command has its own help: gatewatch COMMAND --help. Exit codes: 0 all good, 1 something is "
+               "down or wrong, 2 bad usage or config.",
+    )
     parser.add_argument("--version", action="version", version=f"gatewatch {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True

@@ -8,17 +8,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from gatewatch.config.errors import ConfigError, Problem
 from gatewatch.config.models import ENV_REF_RE, SECRET_HEADERS, Config
+from gatewatch.config.yaml12 import Positions, YAMLProblem, parse
 
 MAX_CONFIG_BYTES = 1024 * 1024
 
 
 def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
-    """Read and validate a file. ``environ`` resolves ``${VAR}`` header references (None: don't resolve)."""
+    """Read and validate a file. ``environ`` resolves ``${VAR}`` header references (None: don't resolve).
+
+    Relative local paths in the file (``tls_ca_file``, ``settings.db_path``) are resolved against the file's folder.
+    """
     p = Path(path)
     try:
         data = p.read_bytes()
@@ -26,37 +29,68 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
         raise ConfigError(str(path), [Problem("(file)", f"cannot read: {exc.strerror or exc}")]) from None
     if len(data) > MAX_CONFIG_BYTES:
         raise ConfigError(str(path), [Problem("(file)", f"larger than {MAX_CONFIG_BYTES} bytes")])
-    return load_config_text(data.decode("utf-8", errors="replace"), source=str(path), environ=environ)
-
-
-def load_config_text(text: str, source: str = "<config>", environ: Mapping[str, str] | None = None) -> Config:
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(source, [Problem("(file)", f"{where}not valid YAML: {problem}")]) from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), [Problem("(file)", f"is not UTF-8 text (byte {exc.start})")]) from None
+    return load_config_text(text, source=str(path), environ=environ, base_dir=p.resolve().parent)
+
+
+def load_config_text(
+    text: str,
+    source: str = "<config>",
+    environ: Mapping[str, str] | None = None,
+    base_dir: str | os.PathLike[str] | None = None,
+) -> Config:
+    """Validate a YAML text (YAML 1.2 semantics, duplicate keys rejected); every problem carries its line."""
+    try:
+        raw, pos = parse(text)
+    except YAMLProblem as exc:
+        raise ConfigError(source, [Problem(_path(exc.path), exc.message, exc.line, exc.column)]) from None
     if not isinstance(raw, dict):
-        raise ConfigError(source, [Problem("(file)", "must be a mapping with a 'targets:' list")])
+        raise ConfigError(source, [Problem("(file)", "must be a mapping with a 'targets:' list, e.g. "
+                                                     "'targets: [{name: api, url: https://api.example.com/}]'")])
 
     problems: list[Problem] = []
     try:
         config = Config.model_validate(raw)
     except ValidationError as exc:
-        problems = [_problem(err, raw) for err in exc.errors()]
-        problems += _duplicate_names(raw)
+        problems = [_problem(err, raw, pos) for err in exc.errors()]
+        problems += _duplicate_names(raw, pos)
         raise ConfigError(source, _unique(problems)) from None
 
-    problems += _duplicate_names(raw)
-    problems += _inline_secrets(config)
+    problems += _duplicate_names(raw, pos)
+    problems += _inline_secrets(config, pos)
     if environ is not None:
-        problems += _missing_env(config, environ)
+        problems += _missing_env(config, environ, pos)
     if problems:
         raise ConfigError(source, problems)
     if environ is not None:
         config = _resolve_env(config, environ)
+    if base_dir is not None:
+        config = _resolve_paths(config, Path(base_dir))
     return config
+
+
+def _at(pos: Positions, loc: tuple[Any, ...], message: str, key: bool = False) -> Problem:
+    where = pos.at(tuple(loc), key=key)
+    line, column = where if where else (None, None)
+    return Problem(_path(loc), message, line, column)
+
+
+def _resolve_paths(config: Config, base: Path) -> Config:
+    """Local files named relative to the config file are found next to it, wherever gatewatch is started from."""
+
+    def local(value: str | None) -> str | None:
+        if value is None:
+            return None
+        p = Path(os.path.expanduser(value))
+        return str(p if p.is_absolute() else base / p)
+
+    targets = [t.model_copy(update={"tls_ca_file": local(t.tls_ca_file)}) if t.tls_ca_file else t
+               for t in config.targets]
+    settings = config.settings.model_copy(update={"db_path": local(config.settings.db_path)})
+    return config.model_copy(update={"targets": targets, "settings": settings})
 
 
 def _unique(problems: list[Problem]) -> list[Problem]:
@@ -117,11 +151,10 @@ def _model_of(annotation: Any) -> Any:
     return None
 
 
-def _problem(err: Mapping[str, Any], raw: Any) -> Problem:
+def _problem(err: Mapping[str, Any], raw: Any, pos: Positions) -> Problem:
     loc = tuple(err["loc"])
     # Pydantic appends the validator kind (e.g. "function-after[...]") for model validators; drop it.
     loc = tuple(p for p in loc if not (isinstance(p, str) and "[" in p))
-    path = _path(loc)
     kind = err["type"]
     ctx = err.get("ctx") or {}
     got = err.get("input")
@@ -129,27 +162,27 @@ def _problem(err: Mapping[str, Any], raw: Any) -> Problem:
         allowed = _allowed_keys(raw, loc)
         close = difflib.get_close_matches(str(loc[-1]), allowed, n=1) if loc else []
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        hint += f" allowed here: {', '.join(allowed)}" if allowed else ""
-        return Problem(path, f"unknown key{hint}")
+        hint += f"{';' if not close else ''} allowed here: {', '.join(allowed)}" if allowed else ""
+        return _at(pos, loc, f"unknown key{hint}", key=True)
     if kind == "missing":
-        return Problem(path, "is required")
+        return _at(pos, loc, "is required")
     if kind == "value_error":
         msg = str(ctx.get("error") or err["msg"])
-        return Problem(path, msg)
+        return _at(pos, loc, msg)
     if kind in ("int_parsing", "int_type", "int_from_float"):
-        return Problem(path, f"must be a whole number (got {got!r})")
+        return _at(pos, loc, f"must be a whole number (got {got!r})")
     if kind in ("float_parsing", "float_type"):
-        return Problem(path, f"must be a number (got {got!r})")
+        return _at(pos, loc, f"must be a number (got {got!r})")
     if kind in ("bool_parsing", "bool_type"):
-        return Problem(path, f"must be true or false (got {got!r})")
+        return _at(pos, loc, f"must be true or false (got {got!r})")
     if kind in ("string_type",):
-        return Problem(path, f"must be a string (got {got!r})")
+        return _at(pos, loc, f"must be a string (got {got!r})")
     if kind in ("list_type",):
-        return Problem(path, f"must be a list (got {got!r})")
+        return _at(pos, loc, f"must be a list (got {got!r})")
     if kind in ("dict_type", "model_type", "model_attributes_type"):
-        return Problem(path, f"must be a mapping (got {got!r})")
+        return _at(pos, loc, f"must be a mapping (got {got!r})")
     if kind == "literal_error":
-        return Problem(path, f"must be one of {ctx.get('expected')} (got {got!r})")
+        return _at(pos, loc, f"must be one of {ctx.get('expected')} (got {got!r})")
     bounds = {
         "greater_than": "greater than {gt}",
         "greater_than_equal": "at least {ge}",
@@ -159,8 +192,8 @@ def _problem(err: Mapping[str, Any], raw: Any) -> Problem:
     if kind in bounds:
         field = loc[-1] if loc else ""
         allowed = _range_text(raw, loc) or bounds[kind].format(**ctx)
-        return Problem(path, f"must be {allowed} (got {got!r})" if field else err["msg"])
-    return Problem(path, f"{err['msg']} (got {got!r})")
+        return _at(pos, loc, f"must be {allowed} (got {got!r})" if field else err["msg"])
+    return _at(pos, loc, f"{err['msg']} (got {got!r})")
 
 
 def _range_text(raw: Any, loc: tuple[Any, ...]) -> str | None:
@@ -202,7 +235,7 @@ def _range_text(raw: Any, loc: tuple[Any, ...]) -> str | None:
     return None
 
 
-def _duplicate_names(raw: Any) -> list[Problem]:
+def _duplicate_names(raw: Any, pos: Positions) -> list[Problem]:
     targets = raw.get("targets") if isinstance(raw, dict) else None
     if not isinstance(targets, list):
         return []
@@ -213,42 +246,38 @@ def _duplicate_names(raw: Any) -> list[Problem]:
         if not isinstance(name, str):
             continue
         if name in first:
-            problems.append(
-                Problem(f"targets[{i}].name", f"duplicate name {name!r} (first used by targets[{first[name]}])")
-            )
+            problems.append(_at(pos, ("targets", i, "name"),
+                                f"duplicate name {name!r} (first used by targets[{first[name]}])"))
         else:
             first[name] = i
     return problems
 
 
-def _inline_secrets(config: Config) -> list[Problem]:
+def _inline_secrets(config: Config, pos: Positions) -> list[Problem]:
     problems = []
     for i, t in enumerate(config.targets):
         for name, value in t.headers.items():
             if name.lower() in SECRET_HEADERS and not ENV_REF_RE.fullmatch(value):
                 var = name.upper().replace("-", "_")
-                problems.append(
-                    Problem(
-                        f"targets[{i}].headers.{name}",
-                        f"carries a secret: write it as an environment reference like ${{{var}}} "
-                        "and export that variable, never inline",
-                    )
-                )
+                problems.append(_at(
+                    pos, ("targets", i, "headers", name),
+                    f"carries a secret: write it as an environment reference like ${{{var}}} "
+                    "and export that variable, never inline",
+                ))
     return problems
 
 
-def _missing_env(config: Config, environ: Mapping[str, str]) -> list[Problem]:
+def _missing_env(config: Config, environ: Mapping[str, str], pos: Positions) -> list[Problem]:
     problems = []
     for i, t in enumerate(config.targets):
         for name, value in t.headers.items():
             for var in ENV_REF_RE.findall(value):
                 if var not in environ:
-                    problems.append(
-                        Problem(
-                            f"targets[{i}].headers.{name}",
-                            f"environment variable {var} is not set; export it before running gatewatch",
-                        )
-                    )
+                    problems.append(_at(
+                        pos, ("targets", i, "headers", name),
+                        f"environment variable {var} is not set; export it before running gatewatch "
+                        "(config check --no-env skips this check)",
+                    ))
     return problems
 
 

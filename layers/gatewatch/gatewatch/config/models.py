@@ -19,6 +19,8 @@ NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 SERVICE_RE = re.compile(r"^[A-Za-z0-9_.@:][A-Za-z0-9_.@:-]{0,127}$")
 # Absolute path, safe characters only, no "..": these paths are read on the host by the on-box checks.
 PATH_RE = re.compile(r"^/[A-Za-z0-9._/+-]{0,4095}$")
+# A file read on the prober's own machine (CA bundle, results store): may be relative to the config file.
+LOCAL_PATH_RE = re.compile(r"^~?[A-Za-z0-9._/+-]{1,4095}$")
 INSTANCE_ID_RE = re.compile(r"^(i|mi)-[0-9a-f]{8,17}$")
 TAG_RE = re.compile(r"^[A-Za-z0-9 _.:/=+@-]{1,128}$")
 HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -389,7 +391,14 @@ class Target(_Strict):
     @field_validator("tls_ca_file")
     @classmethod
     def _ca_file(cls, value: str | None) -> str | None:
-        return value if value is None else _check_path(value)
+        # Read by the prober on this machine (not on the host): relative paths are allowed and resolved against
+        # the config file's folder by the loader.
+        if value is not None and not LOCAL_PATH_RE.fullmatch(value):
+            raise ValueError(
+                f"must be a file path of letters, digits and . _ / + - ~, absolute or relative to this file "
+                f"(got {value!r})"
+            )
+        return value
 
     @field_validator("resolve_to")
     @classmethod
@@ -413,9 +422,24 @@ class Target(_Strict):
 
     _url = field_validator("url")(classmethod(lambda cls, v: _check_url(v)))
 
+
 class Settings(_Strict):
     concurrency: int = Field(default=16, ge=1, le=512, description="targets probed at once")
-    db_path: str | None = None
+    db_path: str | None = Field(
+        default=None,
+        description="SQLite results store for gatewatch run/incidents/history; relative to this file. "
+        "--db and $GATEWATCH_DB override it",
+    )
+
+    @field_validator("db_path")
+    @classmethod
+    def _db_path(cls, value: str | None) -> str | None:
+        if value is not None and not LOCAL_PATH_RE.fullmatch(value):
+            raise ValueError(
+                f"must be a file path of letters, digits and . _ / + - ~, absolute or relative to this file "
+                f"(got {value!r})"
+            )
+        return value
 
 
 class Config(_Strict):
