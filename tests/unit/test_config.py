@@ -42,7 +42,7 @@ EXPECTED = {
     ],
     "invalid-secret-header.yaml": [
         "5:22: targets[0].headers.Authorization: carries a secret: write it as an environment reference like "
-        "${AUTHORIZATION} and export that variable, never inline"
+        "${GATEWATCH_AUTHORIZATION} and export that variable, never inline"
     ],
     "invalid-mode.yaml": [
         "4:25: targets[0].remediation.mode: must be one of 'off', 'suggest' or 'auto' (got 'always')"
@@ -156,15 +156,17 @@ def test_config_check_ok_exits_0(capsys):
 
 
 def test_env_references_resolve_and_missing_ones_are_named():
-    text = "targets:\n  - name: a\n    url: https://a.example.com/\n    headers: {Authorization: '${TOKEN}'}\n"
-    assert load_config_text(text).targets[0].headers["Authorization"] == "${TOKEN}"
-    resolved = load_config_text(text, environ={"TOKEN": "Bearer s3cret"})
+    text = (
+        "targets:\n  - name: a\n    url: https://a.example.com/\n    headers: {Authorization: '${GATEWATCH_TOKEN}'}\n"
+    )
+    assert load_config_text(text).targets[0].headers["Authorization"] == "${GATEWATCH_TOKEN}"
+    resolved = load_config_text(text, environ={"GATEWATCH_TOKEN": "Bearer s3cret"})
     assert resolved.targets[0].headers["Authorization"] == "Bearer s3cret"
     with pytest.raises(ConfigError) as info:
         load_config_text(text, environ={})
     assert [str(p) for p in info.value.problems] == [
-        "targets[0].headers.Authorization: environment variable TOKEN is not set; export it before running "
-        "gatewatch (config check --no-env skips this check)"
+        "targets[0].headers.Authorization: environment variable GATEWATCH_TOKEN is not set; "
+        "export it before running gatewatch"
     ]
 
 
@@ -174,7 +176,7 @@ def test_header_names_and_values_are_checked_per_header():
         load_config_text(text)
     assert [str(p) for p in info.value.problems] == [
         "targets[0].headers.Bad Name: header name 'Bad Name' is not a valid HTTP token",
-        "targets[0].headers.X-Ok: header values must not contain line breaks",
+        "targets[0].headers.X-Ok: header values must not contain line breaks or NUL",
     ]
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gatewatch.onbox import SIGNATURES, checks
+from gatewatch.onbox import SIGNATURES
+from gatewatch.onbox.checks import nginx_log
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "nginx"
 NOW = datetime(2026, 11, 25, 13, 10, 0)
@@ -16,7 +17,7 @@ SIGNATURE_FILES = sorted(p for p in FIXTURES.glob("*.log") if p.stem in SIGNATUR
 
 def test_every_signature_has_a_fixture_file():
     assert {p.stem for p in SIGNATURE_FILES} == set(SIGNATURES)
-    assert checks.SIGNATURES == SIGNATURES
+    assert nginx_log.SIGNATURES == SIGNATURES
 
 
 @pytest.mark.parametrize("path", SIGNATURE_FILES, ids=lambda p: p.stem)
@@ -24,13 +25,13 @@ def test_each_real_line_gets_its_signature(path):
     lines = path.read_text().splitlines()
     assert lines
     for line in lines:
-        message = checks.NGINX_LINE_RE.match(line).group(5)
-        assert checks.classify_line(message) == path.stem, line
+        message = nginx_log.NGINX_LINE_RE.match(line).group(5)
+        assert nginx_log.classify_line(message) == path.stem, line
 
 
 def test_upstream_field_and_counts_are_reported():
     lines = (FIXTURES / "connection_refused.log").read_text().splitlines()
-    out = checks.classify_error_log(lines, 15, now=NOW)
+    out = nginx_log.classify_error_log(lines, 15, now=NOW)
     [entry] = out["signatures"]
     assert entry["signature"] == "connection_refused"
     assert entry["count"] == 4
@@ -42,7 +43,7 @@ def test_upstream_field_and_counts_are_reported():
 
 def test_no_live_upstreams_is_secondary_to_its_cause():
     lines = (FIXTURES / "burst-refused-then-no-live.log").read_text().splitlines()
-    out = checks.classify_error_log(lines, 15, now=NOW)
+    out = nginx_log.classify_error_log(lines, 15, now=NOW)
     assert out["primary"] == "connection_refused"
     counts = {s["signature"]: s["count"] for s in out["signatures"]}
     # The [warn] "temporarily disabled" line is a consequence nginx logs at warn level: not counted.
@@ -51,12 +52,12 @@ def test_no_live_upstreams_is_secondary_to_its_cause():
 
 def test_no_live_upstreams_alone_is_primary():
     lines = (FIXTURES / "no_live_upstreams.log").read_text().splitlines()
-    assert checks.classify_error_log(lines, 15, now=NOW)["primary"] == "no_live_upstreams"
+    assert nginx_log.classify_error_log(lines, 15, now=NOW)["primary"] == "no_live_upstreams"
 
 
 def test_window_excludes_old_and_future_lines_and_latest_burst_decides():
     lines = (FIXTURES / "window-and-bursts.log").read_text().splitlines()
-    out = checks.classify_error_log(lines, 15, now=NOW)
+    out = nginx_log.classify_error_log(lines, 15, now=NOW)
     by_sig = {s["signature"]: s for s in out["signatures"]}
     # 12:40 (upstream_timeout) is before the window; 13:20 is after "now"; [notice] lines never count.
     assert set(by_sig) == {"connection_refused", "header_too_big", "no_live_upstreams"}
@@ -66,15 +67,15 @@ def test_window_excludes_old_and_future_lines_and_latest_burst_decides():
     assert out["primary"] == "header_too_big"
     assert out["burst_start"] == "2026/11/25 13:08:00"
 
-    narrow = checks.classify_error_log(lines, 5, now=NOW)
+    narrow = nginx_log.classify_error_log(lines, 5, now=NOW)
     assert {s["signature"] for s in narrow["signatures"]} == {"header_too_big", "no_live_upstreams"}
 
 
 def test_empty_log_has_no_primary():
-    out = checks.classify_error_log([], 15, now=NOW)
+    out = nginx_log.classify_error_log([], 15, now=NOW)
     assert out == {"signatures": [], "primary": None, "lines_in_window": 0, "burst_start": None}
 
 
 def test_unparseable_lines_are_ignored():
-    out = checks.classify_error_log(["garbage", "", "2026/13/45 99:99:99 [error] 1#1: bad date"], 15, now=NOW)
+    out = nginx_log.classify_error_log(["garbage", "", "2026/13/45 99:99:99 [error] 1#1: bad date"], 15, now=NOW)
     assert out["signatures"] == []

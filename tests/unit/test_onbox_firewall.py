@@ -13,7 +13,7 @@ import uuid
 import pytest
 
 from gatewatch.config import Host
-from gatewatch.onbox import checks
+from gatewatch.onbox.checks import firewall
 from gatewatch.runner import SUCCESS, LocalRunner
 
 IPTABLES_S = """-P INPUT ACCEPT
@@ -44,14 +44,14 @@ table inet gw {
 
 
 def test_iptables_rules_on_the_backend_web_and_loopback():
-    rules = checks.firewall_rules(IPTABLES_S, "iptables", 8000, [80, 443])
+    rules = firewall.firewall_rules(IPTABLES_S, "iptables", 8000, [80, 443])
     assert [(r["port"], r["action"]) for r in rules] == [(8000, "reject"), (80, "drop"), (443, "drop"),
                                                          (8000, "reject")]
     assert rules[-1]["rule"].startswith("-A OUTPUT -o lo")  # all loopback traffic, no port needed
 
 
 def test_nft_rules_sets_ranges_and_iptables_managed_tables_skipped():
-    rules = checks.firewall_rules(NFT_RULESET, "nft", 8000, [80, 443])
+    rules = firewall.firewall_rules(NFT_RULESET, "nft", 8000, [80, 443])
     assert [(r["port"], r["action"]) for r in rules] == [(443, "reject"), (8000, "drop")]
 
 

@@ -8,17 +8,28 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gatewatch.onbox import checks
+from gatewatch.onbox.checks import (
+    applog,
+    common,
+    httpcheck,
+    nginx,
+    nginx_config,
+    output,
+    registry,
+    resources,
+    service,
+    validate,
+)
 
 
 def _params(**extra):
-    return checks.validate_params(dict({"service_manager": "command", "process_match": "gwtest-none"}, **extra))
+    return validate.validate_params(dict({"service_manager": "command", "process_match": "gwtest-none"}, **extra))
 
 
 @pytest.fixture
 def only_checks(monkeypatch):
     def install(*pairs):
-        monkeypatch.setattr(checks, "CHECKS", list(pairs))
+        monkeypatch.setattr(registry, "CHECKS", list(pairs))
 
     return install
 
@@ -28,28 +39,28 @@ def test_a_check_that_raises_is_unknown_and_the_others_still_report(only_checks)
         raise RuntimeError("disk on fire")
 
     def fine(ctx):
-        return checks.result("ok", {"x": 1}, ["fine"])
+        return registry.result("ok", {"x": 1}, ["fine"])
 
     only_checks(("boom", boom), ("fine", fine))
-    report = checks.run_checks(_params())
+    report = registry.run_checks(_params())
     assert report["boom"] == {"status": "unknown", "value": {}, "evidence": [],
                               "error": "check raised RuntimeError: disk on fire"}
     assert report["fine"]["status"] == "ok"
-    json.loads(checks.bound_output(report))
+    json.loads(output.bound_output(report))
 
 
 def test_a_check_that_overruns_the_budget_is_unknown_timed_out(only_checks):
     def slow(ctx):
         time.sleep(5)
-        return checks.result("ok", {})
+        return registry.result("ok", {})
 
     def waits_for_slow(ctx):
         other = ctx.wait_for("slow", reserve_s=0.2)
-        return checks.result("ok", {"slow_seen": other is not None})
+        return registry.result("ok", {"slow_seen": other is not None})
 
     only_checks(("slow", slow), ("waits", waits_for_slow))
     start = time.monotonic()
-    report = checks.run_checks(_params(), budget_s=0.6)
+    report = registry.run_checks(_params(), budget_s=0.6)
     assert time.monotonic() - start < 2.0
     assert report["slow"] == {"status": "unknown", "value": {}, "evidence": [], "error": "timed out"}
     assert report["waits"]["value"] == {"slow_seen": False}
@@ -70,8 +81,8 @@ def _huge_report():
 
 
 def test_oversized_reports_are_trimmed_evidence_first_and_stay_valid():
-    text = checks.bound_output(_huge_report())
-    assert len(text) <= checks.MAX_OUTPUT_CHARS
+    text = output.bound_output(_huge_report())
+    assert len(text) <= common.MAX_OUTPUT_CHARS
     doc = json.loads(text)
     assert doc["meta"]["truncated"] is True
     for name in ("service", "port", "app_log", "resources", "nginx"):
@@ -87,21 +98,21 @@ def test_evidence_goes_before_values():
         report[name]["error"] = None
     report["nginx"]["value"] = {"running": True}
     report["nginx"]["error_signatures"] = []
-    doc = json.loads(checks.bound_output(report))
+    doc = json.loads(output.bound_output(report))
     assert doc["meta"]["truncated"] is True
     assert doc["service"]["value"] == {"pid": 42}  # values untouched: trimming evidence was enough
     assert all(len(e) <= 200 for e in doc["service"]["evidence"])
 
 
 def test_small_reports_are_untouched():
-    report = {"schema": 1, "meta": {"truncated": False}, "service": checks.result("ok", {"pid": 1}, ["e"])}
-    assert json.loads(checks.bound_output(report)) == report
+    report = {"schema": 1, "meta": {"truncated": False}, "service": registry.result("ok", {"pid": 1}, ["e"])}
+    assert json.loads(output.bound_output(report)) == report
 
 
 def test_params_defaults_match_the_config_defaults():
     from gatewatch.config import Host
 
-    defaults = checks.validate_params({})
+    defaults = validate.validate_params({})
     host = Host()
     for key in ("service_manager", "backend_host", "backend_port", "health_path", "nginx_port", "nginx_bin",
                 "nginx_error_log", "log_window_minutes"):
@@ -109,28 +120,28 @@ def test_params_defaults_match_the_config_defaults():
 
 
 def test_localhost_upstream_matches_only_when_every_address_it_resolves_to_is_listened_on(monkeypatch):
-    monkeypatch.setattr(checks, "resolve_local", lambda name: ["::1", "127.0.0.1"] if name == "localhost" else [name])
+    monkeypatch.setattr(nginx, "resolve_local", lambda name: ["::1", "127.0.0.1"] if name == "localhost" else [name])
     p = _params(backend_port=8000)
     target = {"host": "localhost", "port": 8000, "unix": None}
-    assert checks._target_matches(target, p, ["127.0.0.1"]) is False  # nginx also tries [::1]:8000 -> refused
-    assert checks._target_matches(target, p, ["127.0.0.1", "::1"]) is True
-    assert checks._target_matches(target, p, ["::"]) is True  # dual-stack wildcard
-    assert checks._target_matches({"host": "127.0.0.1", "port": 8000, "unix": None}, p, ["0.0.0.0"]) is True
-    assert checks._target_matches({"host": "127.0.0.1", "port": 8001, "unix": None}, p, ["0.0.0.0"]) is False
+    assert nginx._target_matches(target, p, ["127.0.0.1"]) is False  # nginx also tries [::1]:8000 -> refused
+    assert nginx._target_matches(target, p, ["127.0.0.1", "::1"]) is True
+    assert nginx._target_matches(target, p, ["::"]) is True  # dual-stack wildcard
+    assert nginx._target_matches({"host": "127.0.0.1", "port": 8000, "unix": None}, p, ["0.0.0.0"]) is True
+    assert nginx._target_matches({"host": "127.0.0.1", "port": 8001, "unix": None}, p, ["0.0.0.0"]) is False
     # Backend down (no listeners known): compare with the configured address instead.
-    assert checks._target_matches({"host": "127.0.0.1", "port": 8000, "unix": None}, p, []) is True
-    assert checks._target_matches({"host": "10.0.0.5", "port": 8000, "unix": None}, p, []) is False
+    assert nginx._target_matches({"host": "127.0.0.1", "port": 8000, "unix": None}, p, []) is True
+    assert nginx._target_matches({"host": "10.0.0.5", "port": 8000, "unix": None}, p, []) is False
 
 
 def test_pass_targets_expand_upstreams_and_parse_addresses():
     ups = [{"name": "app", "servers": ["127.0.0.1:8000", "[::1]:8000", "unix:/run/app.sock", "backend.internal"]}]
-    assert checks.pass_targets("http://app", ups) == [
+    assert nginx_config.pass_targets("http://app", ups) == [
         {"host": "127.0.0.1", "port": 8000, "unix": None}, {"host": "::1", "port": 8000, "unix": None},
         {"host": None, "port": None, "unix": "/run/app.sock"}, {"host": "backend.internal", "port": 80, "unix": None}]
-    assert checks.pass_targets("https://10.0.0.5/api/", ups) == [{"host": "10.0.0.5", "port": 443, "unix": None}]
-    assert checks.pass_targets("http://unix:/run/x.sock:/", ups) == [{"host": None, "port": None,
+    assert nginx_config.pass_targets("https://10.0.0.5/api/", ups) == [{"host": "10.0.0.5", "port": 443, "unix": None}]
+    assert nginx_config.pass_targets("http://unix:/run/x.sock:/", ups) == [{"host": None, "port": None,
                                                                       "unix": "/run/x.sock"}]
-    assert checks.pass_targets("http://$upstream", ups)[0]["variable"] == "$upstream"
+    assert nginx_config.pass_targets("http://$upstream", ups)[0]["variable"] == "$upstream"
 
 
 def test_app_log_scan_finds_the_runbook_causes():
@@ -138,9 +149,9 @@ def test_app_log_scan_finds_the_runbook_causes():
         "INFO:     Started server process [1234]",
         "ERROR:    [Errno 98] error while attempting to bind on address ('127.0.0.1', 8000): address already in use",
     ]
-    out = checks.scan_app_log(lines)
+    out = applog.scan_app_log(lines)
     assert out["address_in_use"] and out["last_exception"]["type"] == "OSError"
-    out = checks.scan_app_log([
+    out = applog.scan_app_log([
         "Traceback (most recent call last):",
         '  File "/srv/app/main.py", line 3, in <module>',
         "psycopg.OperationalError: connection failed: connection to server at \"127.0.0.1\", port 5432 failed: "
@@ -149,7 +160,7 @@ def test_app_log_scan_finds_the_runbook_causes():
     assert out["db_error"] and not out["address_in_use"] and not out["module_not_found"]
     assert out["last_exception"]["type"] == "OperationalError"
     assert out["last_exception"]["qualified_type"] == "psycopg.OperationalError"
-    assert checks.scan_app_log(["INFO: all good"]) == {"last_exception": None, "address_in_use": False,
+    assert applog.scan_app_log(["INFO: all good"]) == {"last_exception": None, "address_in_use": False,
                                                        "module_not_found": False, "db_error": False}
 
 
@@ -161,7 +172,7 @@ def test_app_log_scan_finds_the_runbook_causes():
      "task_memcg=/system.slice/app.service,task=gunicorn,pid=777,uid=33", 777, "gunicorn"),
 ])
 def test_oom_kill_lines_name_the_victim(line, pid, comm):
-    m = checks.OOM_RE.search(line)
+    m = resources.OOM_RE.search(line)
     assert int(m.group(1) or m.group(4)) == pid and (m.group(2) or m.group(3)) == comm
 
 
@@ -171,10 +182,10 @@ def test_an_overrunning_check_keeps_what_it_had_found(only_checks):
         ctx.publish("slow", value, evidence)
         time.sleep(3)
         value["found"].append("b")
-        return checks.result("ok", value, evidence)
+        return registry.result("ok", value, evidence)
 
     only_checks(("slow", slow))
-    report = checks.run_checks(_params(), budget_s=0.4)
+    report = registry.run_checks(_params(), budget_s=0.4)
     assert report["slow"] == {"status": "unknown", "value": {"running": True, "found": ["a"]},
                               "evidence": ["half way"], "error": "timed out"}
 
@@ -189,7 +200,7 @@ def test_an_overrunning_check_keeps_what_it_had_found(only_checks):
     ("nginx: master process /usr/sbin/nginx -g daemon on; master_process on;", "/srv/lab/nginx.conf", None, False),
 ])
 def test_the_right_nginx_master_is_chosen(cmdline, conf, prefix, ours):
-    assert checks._master_is_ours(cmdline, conf, prefix) is ours
+    assert nginx._master_is_ours(cmdline, conf, prefix) is ours
 
 
 @pytest.fixture
@@ -234,11 +245,11 @@ def tls_server(tmp_path):
 
 def test_https_to_nginx_on_443_speaks_tls_with_the_public_name(tls_server):
     port, names = tls_server
-    h = checks.http_check("127.0.0.1", port, "/x", host_header="api.example.com", tls=True, timeout=3)
+    h = httpcheck.http_check("127.0.0.1", port, "/x", host_header="api.example.com", tls=True, timeout=3)
     assert h["url"] == f"https://127.0.0.1:{port}/x"
     assert h["status"] == 200 and h["json"] == {"host": "api.example.com"}
     assert names == ["api.example.com"]
-    plain = checks.http_check("127.0.0.1", port, "/x", host_header="api.example.com", timeout=3)
+    plain = httpcheck.http_check("127.0.0.1", port, "/x", host_header="api.example.com", timeout=3)
     assert plain["status"] is None or plain["status"] == 400  # plain HTTP to a TLS port is not an answer
 
 
@@ -257,7 +268,7 @@ def test_tls_to_a_plain_http_port_is_a_tls_error():
         conn.close()
 
     threading.Thread(target=answer, daemon=True).start()
-    h = checks.http_check("127.0.0.1", srv.getsockname()[1], "/", tls=True, timeout=3)
+    h = httpcheck.http_check("127.0.0.1", srv.getsockname()[1], "/", tls=True, timeout=3)
     srv.close()
     assert h["status"] is None and h["error"].startswith("TLS failed")
 
@@ -273,7 +284,7 @@ def _backend(started=None, cgroups=(), service=None, pids=(1,), manager="command
 
 def test_oom_victim_attribution_needs_evidence_beyond_the_name():
     killed_at = datetime(2026, 11, 25, 13, 0, tzinfo=UTC).timestamp()
-    is_backend = checks._oom_victim_is_backend
+    is_backend = resources._oom_victim_is_backend
     assert is_backend(_kill(pid=1), _backend())  # by pid
     # By memory cgroup: the unit's name in it, or the backend's own (not the root) cgroup.
     assert is_backend(_kill(memcg="/system.slice/app.service"), _backend(service="app.service"))
@@ -301,7 +312,7 @@ def test_oom_kills_merge_the_two_kernel_lines_of_one_kill():
         (1000.0, "Memory cgroup out of memory: Killed process 18586 (python3) total-vm:78044kB, anon-rss:65152kB"),
         (10.0, "Out of memory: Killed process 7 (old) total-vm:1kB"),
     ]
-    assert checks.oom_kills(records, since=500.0) == [
+    assert resources.oom_kills(records, since=500.0) == [
         {"pid": 18586, "process": "python3", "memcg": "/gwtest", "at": "1970-01-01T00:16:40.000Z"}]
 
 
@@ -309,22 +320,23 @@ def test_a_down_supervisor_program_is_named_by_its_command_for_oom_attribution(t
     conf = tmp_path / "supervisord.conf"
     conf.write_text("[supervisord]\nlogfile=%(here)s/supervisord.log\n[program:app]\n"
                     "command=/srv/venv/bin/python3 -m uvicorn main:app\nstderr_logfile=%(here)s/%(program_name)s.err\n")
-    assert checks.supervisor_paths(str(conf), "app") == {
+    assert service.supervisor_paths(str(conf), "app") == {
         "supervisord_log": f"{tmp_path}/supervisord.log", "stderr_log": f"{tmp_path}/app.err",
         "command": "/srv/venv/bin/python3 -m uvicorn main:app"}
-    p = checks.validate_params({"service_manager": "supervisor", "service": "app", "supervisor_config": str(conf)})
+    p = validate.validate_params({"service_manager": "supervisor", "service": "app", "supervisor_config": str(conf)})
     killed_at = datetime(2026, 11, 25, 13, 0, tzinfo=UTC).timestamp()
-    backend = checks._backend_identity(p, {}, set(), None, {"sigkill_exits_at": [killed_at + 0.5]})
+    backend = resources._backend_identity(p, {}, set(), None, {"sigkill_exits_at": [killed_at + 0.5]})
     assert backend["names"] == {"python3"} and backend["started"] is None
-    assert checks._oom_victim_is_backend(_kill(memcg="/lab"), backend)
-    assert not checks._oom_victim_is_backend(_kill(memcg="/lab"), checks._backend_identity(p, {}, set(), None, {}))
+    assert resources._oom_victim_is_backend(_kill(memcg="/lab"), backend)
+    nobody = resources._backend_identity(p, {}, set(), None, {})
+    assert not resources._oom_victim_is_backend(_kill(memcg="/lab"), nobody)
 
 
 def test_memory_cgroup_of_a_process_on_v1_and_v2_hosts():
     v1 = "9:name=systemd:/\n4:memory:/gatewatch-lab-1/app\n0::/\n"
     v1_joined = "5:cpuacct,cpu:/\n3:memory,hugetlb:/system.slice/app.service\n"
     v2 = "0::/system.slice/app.service\n"
-    assert checks.parse_cgroup(v1) == "/gatewatch-lab-1/app"
-    assert checks.parse_cgroup(v1_joined) == "/system.slice/app.service"
-    assert checks.parse_cgroup(v2) == "/system.slice/app.service"
-    assert checks.parse_cgroup("") is None
+    assert resources.parse_cgroup(v1) == "/gatewatch-lab-1/app"
+    assert resources.parse_cgroup(v1_joined) == "/system.slice/app.service"
+    assert resources.parse_cgroup(v2) == "/system.slice/app.service"
+    assert resources.parse_cgroup("") is None

@@ -1,8 +1,9 @@
 """Generate gatewatch's two SSM Command documents, and their copies inlined in infra/template.yaml.
 
-* ``gatewatch-onbox``: writes the on-box checks script (``gatewatch/onbox/checks.py``, verbatim, through a quoted
-  heredoc) to a temp file and runs it with the host's python3 and ONE parameter, ``Params``, which SSM only
-  accepts as ``b64:<base64>``: nothing but base64 ever reaches the shell.
+* ``gatewatch-onbox``: writes the on-box checks zipapp (the package ``gatewatch/onbox/checks/`` built by
+  ``gatewatch.onbox.bundle``; gzip + base64 in a quoted heredoc, unpacked by python3 itself) to a temp file and runs
+  it with the host's python3 and ONE parameter, ``Params``, which SSM only accepts as ``b64:<base64>``: nothing but
+  base64 ever reaches the shell. A plain-text script (``--script FILE``, tests) is embedded verbatim when it fits.
 * ``gatewatch-remediation``: one catalogued action by NAME (``Action`` from a fixed list), a service manager from a
   fixed list, a service name and paths from safe alphabets (checked by SSM's allowedPattern and again by the
   script). Fixed commands only; ``nginx -t`` must pass before the proxy is started or reloaded.
@@ -25,7 +26,7 @@ from typing import Any
 
 from gatewatch.aws.template_schema import REPO_ROOT
 
-CHECKS_SCRIPT = Path(__file__).resolve().parents[1] / "onbox" / "checks.py"
+CHECKS_SCRIPT = Path(__file__).resolve().parents[1] / "onbox" / "checks"  # the package: embedded as its zipapp
 SSM_DIR = Path("infra") / "ssm"
 TEMPLATE = Path("infra") / "template.yaml"
 DOCUMENT_MAX_BYTES = 64 * 1024  # SSM's limit on a document's content
@@ -65,26 +66,28 @@ def _text_embedding(script_text: str) -> list[str] | None:
     return [f"cat > \"$f\" <<'{HEREDOC}'", *script_lines, HEREDOC]
 
 
-def _gzip_embedding(script_text: str) -> list[str]:
+def _gzip_embedding(program: str | bytes) -> list[str]:
     """gzip + base64 in a quoted heredoc, unpacked by python3 itself: a third of the size, and only [A-Za-z0-9+/=]."""
-    packed = base64.b64encode(gzip.compress(script_text.encode("utf-8"), compresslevel=9, mtime=0)).decode("ascii")
+    raw = program.encode("utf-8") if isinstance(program, str) else program
+    packed = base64.b64encode(gzip.compress(raw, compresslevel=9, mtime=0)).decode("ascii")
     unpack = "import base64,gzip,sys; sys.stdout.buffer.write(gzip.decompress(base64.b64decode(sys.stdin.read())))"
     return [
         f"python3 -c '{unpack}' > \"$f\" <<'{HEREDOC}' || exit 1",
-        *textwrap.wrap(packed, 76),
+        *textwrap.wrap(packed, 1024),  # long lines: each line costs JSON quoting and indentation
         HEREDOC,
     ]
 
 
-def onbox_document(script_text: str, embed: str = "auto") -> dict[str, Any]:
-    """The on-box checks document for this script text.
+def onbox_document(script_text: str | bytes, embed: str = "auto") -> dict[str, Any]:
+    """The on-box checks document for this program: a script's text, or a zipapp's bytes (always gzip).
 
     ``embed``: ``text`` (verbatim, readable in the console), ``gzip`` (compressed) or ``auto``: text when the
     document fits SSM's 64 KB and the text is safe to embed, else gzip.
     """
     if embed not in ("auto", "text", "gzip"):
         raise GenerationError(f"embed must be auto, text or gzip (got {embed!r})")
-    embedded = _text_embedding(script_text) if embed in ("auto", "text") else None
+    is_text = isinstance(script_text, str)
+    embedded = _text_embedding(script_text) if is_text and embed in ("auto", "text") else None
     if embedded is None and embed == "text":
         raise GenerationError(
             f"the checks script cannot be embedded as text: it contains '{{{{', '}}}}' or the line {HEREDOC}"
@@ -223,10 +226,19 @@ def render(document: dict[str, Any], check: bool = True) -> str:
     return text
 
 
-def documents(script: Path = CHECKS_SCRIPT) -> dict[str, dict[str, Any]]:
+def onbox_program(script: Path = CHECKS_SCRIPT) -> str | bytes:
+    """The package directory as its zipapp's bytes; a single script file as its text."""
+    if script.is_dir():
+        from gatewatch.onbox.bundle import zipapp_bytes
+
+        return zipapp_bytes(script)
     if not script.is_file():
         raise GenerationError(f"the on-box checks script {script} does not exist yet")
-    return {"onbox": onbox_document(script.read_text(encoding="utf-8")), "remediation": remediation_document()}
+    return script.read_text(encoding="utf-8")
+
+
+def documents(script: Path = CHECKS_SCRIPT) -> dict[str, dict[str, Any]]:
+    return {"onbox": onbox_document(onbox_program(script)), "remediation": remediation_document()}
 
 
 def inline_in_template(template_text: str, docs: dict[str, dict[str, Any]]) -> str:
@@ -273,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     action.add_argument("--write", action="store_true", help="write infra/ssm/*.json and the template blocks")
     action.add_argument("--check", action="store_true", help="exit 1 when a generated file is stale")
     parser.add_argument("--root", type=Path, default=REPO_ROOT, help="repository root (default: this checkout)")
-    parser.add_argument("--script", type=Path, default=CHECKS_SCRIPT, help="the on-box checks script")
+    parser.add_argument("--script", type=Path, default=CHECKS_SCRIPT, help="the checks package or a script")
     args = parser.parse_args(argv)
     try:
         if args.check:

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from gatewatch.config import envrefs
 from gatewatch.config.errors import ConfigError, Problem
-from gatewatch.config.models import ENV_REF_RE, SECRET_HEADERS, Config
+from gatewatch.config.models import ENV_REF_RE, SECRET_HEADERS, Config, Target, _check_url
 from gatewatch.config.yaml12 import Positions, YAMLProblem, parse
 
 MAX_CONFIG_BYTES = 1024 * 1024
 
 
 def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
-    """Read and validate a file. ``environ`` resolves ``${VAR}`` header references (None: don't resolve).
+    """Read and validate a file. ``environ`` resolves ``${VAR}`` references (None: check the names only).
 
     Relative local paths in the file (``tls_ca_file``, ``settings.db_path``) are resolved against the file's folder.
     """
@@ -56,17 +59,15 @@ def load_config_text(
         config = Config.model_validate(raw)
     except ValidationError as exc:
         problems = [_problem(err, raw, pos) for err in exc.errors()]
-        problems += _duplicate_names(raw, pos)
+        problems += [_locate(p, pos) for p in _duplicate_names(raw)]
         raise ConfigError(source, _unique(problems)) from None
 
-    problems += _duplicate_names(raw, pos)
-    problems += _inline_secrets(config, pos)
-    if environ is not None:
-        problems += _missing_env(config, environ, pos)
+    problems += _duplicate_names(raw)
+    problems += _inline_secrets(config)
+    config, env_problems = _resolve_env(config, environ)
+    problems += env_problems
     if problems:
-        raise ConfigError(source, problems)
-    if environ is not None:
-        config = _resolve_env(config, environ)
+        raise ConfigError(source, [_locate(p, pos) for p in problems])
     if base_dir is not None:
         config = _resolve_paths(config, Path(base_dir))
     return config
@@ -76,6 +77,18 @@ def _at(pos: Positions, loc: tuple[Any, ...], message: str, key: bool = False) -
     where = pos.at(tuple(loc), key=key)
     line, column = where if where else (None, None)
     return Problem(_path(loc), message, line, column)
+
+
+_PART_RE = re.compile(r"\[(\d+)\]|([^.\[]+)")
+
+
+def _locate(problem: Problem, pos: Positions) -> Problem:
+    """A problem made with a path string only (``targets[1].headers.X``) gets the line and column of that field."""
+    if problem.line is not None or problem.path == "(file)":
+        return problem
+    loc = tuple(int(m.group(1)) if m.group(1) else m.group(2) for m in _PART_RE.finditer(problem.path))
+    where = pos.at(loc)
+    return replace(problem, line=where[0], column=where[1]) if where else problem
 
 
 def _resolve_paths(config: Config, base: Path) -> Config:
@@ -235,7 +248,7 @@ def _range_text(raw: Any, loc: tuple[Any, ...]) -> str | None:
     return None
 
 
-def _duplicate_names(raw: Any, pos: Positions) -> list[Problem]:
+def _duplicate_names(raw: Any) -> list[Problem]:
     targets = raw.get("targets") if isinstance(raw, dict) else None
     if not isinstance(targets, list):
         return []
@@ -246,44 +259,84 @@ def _duplicate_names(raw: Any, pos: Positions) -> list[Problem]:
         if not isinstance(name, str):
             continue
         if name in first:
-            problems.append(_at(pos, ("targets", i, "name"),
-                                f"duplicate name {name!r} (first used by targets[{first[name]}])"))
+            problems.append(
+                Problem(f"targets[{i}].name", f"duplicate name {name!r} (first used by targets[{first[name]}])")
+            )
         else:
             first[name] = i
     return problems
 
 
-def _inline_secrets(config: Config, pos: Positions) -> list[Problem]:
+def _inline_secrets(config: Config) -> list[Problem]:
     problems = []
     for i, t in enumerate(config.targets):
         for name, value in t.headers.items():
             if name.lower() in SECRET_HEADERS and not ENV_REF_RE.fullmatch(value):
-                var = name.upper().replace("-", "_")
-                problems.append(_at(
-                    pos, ("targets", i, "headers", name),
-                    f"carries a secret: write it as an environment reference like ${{{var}}} "
-                    "and export that variable, never inline",
-                ))
+                var = config.settings.env_prefix + name.upper().replace("-", "_")
+                problems.append(
+                    Problem(
+                        f"targets[{i}].headers.{name}",
+                        f"carries a secret: write it as an environment reference like ${{{var}}} "
+                        "and export that variable, never inline",
+                    )
+                )
     return problems
 
 
-def _missing_env(config: Config, environ: Mapping[str, str], pos: Positions) -> list[Problem]:
-    problems = []
-    for i, t in enumerate(config.targets):
-        for name, value in t.headers.items():
-            for var in ENV_REF_RE.findall(value):
-                if var not in environ:
-                    problems.append(_at(
-                        pos, ("targets", i, "headers", name),
-                        f"environment variable {var} is not set; export it before running gatewatch "
-                        "(config check --no-env skips this check)",
-                    ))
-    return problems
+def _ref_fields(t: Target) -> list[tuple[str, str, str]]:
+    """(path, text, kind) of every field that may hold ${VAR}: headers, URLs, the body, JSON assertions."""
+    out = [("url", t.url, "url")]
+    out += [(f"headers.{k}", v, "header") for k, v in t.headers.items()]
+    if t.body is not None:
+        out.append(("body", t.body, "text"))
+
+    def strings(where: str, value: Any) -> None:
+        envrefs.walk_strings(value, lambda w, text: out.append((w, text, "text")) or text, where)
+
+    strings("expect.json", t.expect.json_ or {})
+    if t.health is not None:
+        out.append(("health.url", t.health.url, "url"))
+        strings("health.expect_json", t.health.expect_json)
+    return [f for f in out if ENV_REF_RE.search(f[1])]
 
 
-def _resolve_env(config: Config, environ: Mapping[str, str]) -> Config:
+def _resolve_env(config: Config, environ: Mapping[str, str] | None) -> tuple[Config, list[Problem]]:
+    """Checks every ${VAR} name (always) and, given ``environ``, substitutes it and checks the result where it
+    lands; every problem names the field and the variable (gatewatch.config.envrefs)."""
+    prefix, allow = config.settings.env_prefix, frozenset(config.settings.env_allow)
+    problems: list[Problem] = []
     targets = []
-    for t in config.targets:
-        headers = {k: ENV_REF_RE.sub(lambda m: environ[m.group(1)], v) for k, v in t.headers.items()}
-        targets.append(t.model_copy(update={"headers": headers}))
-    return config.model_copy(update={"targets": targets})
+    for i, t in enumerate(config.targets):
+        values: dict[str, str] = {}
+        for path, text, kind in _ref_fields(t):
+            try:
+                value = envrefs.expand(text, environ, prefix, allow, header=kind == "header")
+                if kind == "url" and environ is not None:
+                    _check_url(value)
+            except ValueError as exc:
+                problems.append(Problem(f"targets[{i}].{path}", str(exc)))
+                continue
+            values[path] = value
+        targets.append(_with_values(t, values) if environ is not None and values else t)
+    if environ is None or problems:
+        return config, problems
+    return config.model_copy(update={"targets": targets}), problems
+
+
+def _with_values(t: Target, values: dict[str, str]) -> Target:
+    def pick(where: str, text: str) -> str:
+        return values.get(where, text)
+
+    update: dict[str, Any] = {"url": values.get("url", t.url)}
+    update["headers"] = {k: values.get(f"headers.{k}", v) for k, v in t.headers.items()}
+    if t.body is not None:
+        update["body"] = values.get("body", t.body)
+    if t.expect.json_:
+        json_ = envrefs.walk_strings(t.expect.json_, pick, "expect.json")
+        update["expect"] = t.expect.model_copy(update={"json_": json_})
+    if t.health is not None:
+        update["health"] = t.health.model_copy(update={
+            "url": values.get("health.url", t.health.url),
+            "expect_json": envrefs.walk_strings(t.health.expect_json, pick, "health.expect_json"),
+        })  # fmt: skip
+    return t.model_copy(update=update)

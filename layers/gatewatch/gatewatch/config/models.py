@@ -14,6 +14,9 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gatewatch.addresses import metadata_host
+from gatewatch.config import envrefs
+
 NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 # systemd unit / supervisor program names: letters, digits and . _ @ : - ; never a leading dash (option).
 SERVICE_RE = re.compile(r"^[A-Za-z0-9_.@:][A-Za-z0-9_.@:-]{0,127}$")
@@ -24,7 +27,7 @@ LOCAL_PATH_RE = re.compile(r"^~?[A-Za-z0-9._/+-]{1,4095}$")
 INSTANCE_ID_RE = re.compile(r"^(i|mi)-[0-9a-f]{8,17}$")
 TAG_RE = re.compile(r"^[A-Za-z0-9 _.:/=+@-]{1,128}$")
 HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-ENV_REF_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+ENV_REF_RE = envrefs.ENV_REF_RE
 URL_PATH_RE = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$")
 # Headers whose values are secrets: they must come from the environment, never sit in the file.
 SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie", "x-api-key", "x-auth-token"}
@@ -46,8 +49,14 @@ def _header_name(value: str) -> str:
 
 
 def _header_value(value: str) -> str:
-    if "\r" in value or "\n" in value:
-        raise ValueError("header values must not contain line breaks")
+    if "\r" in value or "\n" in value or "\0" in value:
+        raise ValueError("header values must not contain line breaks or NUL")
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError(
+            f"header value {value[:60]!r} has characters outside Latin-1, which HTTP/1.1 cannot send"
+        ) from None
     return value
 
 
@@ -71,8 +80,12 @@ def _check_url(value: str) -> str:
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
         raise ValueError(f"has an invalid port (got {value!r})") from None
-    if any(c.isspace() for c in value):
+    if any(c.isspace() for c in value) or "\0" in value:
         raise ValueError("must not contain whitespace")
+    if metadata_host(parts.hostname):
+        raise ValueError(
+            f"names a cloud metadata endpoint ({parts.hostname}), which holds credentials; it is never probed"
+        )
     return value
 
 
@@ -375,6 +388,9 @@ class Target(_Strict):
     timeout_s: float = Field(default=10, gt=0, le=120)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     max_redirects: int = Field(default=10, ge=0, le=30)
+    allow_private_redirects: bool = Field(
+        default=False, description="follow redirects to loopback, link-local and private addresses (never metadata)"
+    )
     verify_tls: bool = True
     tls_ca_file: str | None = Field(default=None, description="PEM bundle to trust instead of the system CAs")
     resolve_to: str | None = Field(
@@ -430,6 +446,8 @@ class Settings(_Strict):
         description="SQLite results store for gatewatch run/incidents/history; relative to this file. "
         "--db and $GATEWATCH_DB override it",
     )
+    env_prefix: str = Field(default=envrefs.DEFAULT_PREFIX, description="${VAR} expands only names with this prefix")
+    env_allow: list[str] = Field(default_factory=list, description="other ${VAR} names that may be expanded")
 
     @field_validator("db_path")
     @classmethod
@@ -440,6 +458,9 @@ class Settings(_Strict):
                 f"(got {value!r})"
             )
         return value
+
+    _prefix = field_validator("env_prefix")(classmethod(lambda cls, v: envrefs.check_prefix(v)))
+    _allow = field_validator("env_allow")(classmethod(lambda cls, v: envrefs.check_allow(v)))
 
 
 class Config(_Strict):

@@ -1,7 +1,8 @@
-"""The on-box checks: one stdlib-only script (``checks.py``) and the helpers that feed and read it.
+"""The on-box checks: a stdlib-only package (``checks/``) shipped as one zipapp, and the helpers that feed and read it.
 
-``checks.py`` is run as a file by the host's own python3 (locally or through SSM), never imported there; the
-library imports it only to reuse its pure functions (the error-log classifier) and to find its path and text.
+``checks/`` runs on the host's own python3 (3.8+) as ``python3 gatewatch-onbox.pyz ARG`` (``bundle.py`` builds the
+zipapp; the SSM document embeds it, the local runner runs it). The library imports the package's modules only to
+reuse their pure functions (the error-log classifier) and in tests.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from gatewatch.onbox.params import decode_params, encode_params, onbox_params
 
-SCRIPT_PATH = Path(__file__).with_name("checks.py")
+PACKAGE_DIR = Path(__file__).with_name("checks")
 SIGNATURES = (
     "connection_refused", "connect_timeout", "upstream_timeout", "upstream_closed", "connection_reset",
     "header_too_big", "permission_denied", "socket_missing", "no_live_upstreams", "too_many_open_files",
@@ -22,14 +23,18 @@ CHECK_NAMES = ("service", "port", "local_health", "local_endpoint", "nginx", "ap
 
 
 def script_path() -> Path:
-    """Where the script lives, for a subprocess: ``[python3, script_path(), encode_params(...)]``."""
-    return SCRIPT_PATH
+    """The zipapp as a file, for a subprocess: ``[python3, script_path(), encode_params(...)]``."""
+    from gatewatch.onbox.bundle import zipapp_path
+
+    return zipapp_path()
 
 
-def script_text() -> str:
-    """The script's source, for embedding in an SSM Command document."""
-    return SCRIPT_PATH.read_text(encoding="utf-8")
+def script_bytes() -> bytes:
+    """The zipapp's bytes, for embedding in an SSM Command document."""
+    from gatewatch.onbox.bundle import zipapp_bytes
+
+    return zipapp_bytes()
 
 
-__all__ = ["CHECK_NAMES", "SIGNATURES", "decode_params", "encode_params", "onbox_params", "script_path",
-           "script_text"]
+__all__ = ["CHECK_NAMES", "PACKAGE_DIR", "SIGNATURES", "decode_params", "encode_params", "onbox_params",
+           "script_bytes", "script_path"]

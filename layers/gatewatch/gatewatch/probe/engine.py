@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from gatewatch import __version__
+from gatewatch.addresses import is_metadata, non_public, parse_ip
 from gatewatch.clock import Clock
 from gatewatch.probe import assertions as checks
 from gatewatch.probe.cloudflare import edge_info
@@ -92,14 +93,21 @@ def probe_url(
     expect: Any = None,
     resolver: Resolver | None = None,
     clock: Clock | None = None,
+    allow_private_redirects: bool = False,
 ) -> ProbeResult:
-    """One attempt; ``expect`` is a ``gatewatch.config.Expect``, an ``Expectations`` or None (any 2xx/3xx)."""
+    """One attempt; ``expect`` is a ``gatewatch.config.Expect``, an ``Expectations`` or None (any 2xx/3xx).
+
+    The URL itself may name any address. A redirect may lead only to a public address or back to the address
+    and port the first hop connected to, unless ``allow_private_redirects``; never to a cloud metadata address.
+    The check is on the address actually connected to, so a name that re-resolves (DNS rebinding) cannot pass.
+    """
     clock = clock or Clock()
     exp = Expectations.of(expect)
     result = ProbeResult(url=url, method=method.upper(), started_at=clock.iso())
     deadline = Deadline(timeout_s)
     guard, token = guard_until(deadline)
     attempt = _Attempt(result, deadline, guard, clock, resolver, verify_tls, ca_file, max_body_bytes, exp)
+    attempt.allow_private_redirects = allow_private_redirects
     payload = body.encode("utf-8") if isinstance(body, str) else body
     response: Response | None = None
     try:
@@ -129,6 +137,9 @@ class _Attempt:
         self.ca_file = ca_file
         self.max_body_bytes = max_body_bytes
         self.exp: Expectations = exp
+        self.allow_private_redirects = False
+        self.origin: tuple[str, int] | None = None  # the address the configured URL connected to
+        self.redirected = False
 
     def follow(self, url, method, headers, body, max_redirects, resolve_to) -> Response:
         first_host = (urlsplit(url).hostname or "").lower()
@@ -152,6 +163,7 @@ class _Attempt:
             if (urlsplit(next_url).hostname or "").lower() != host:
                 headers = {k: v for k, v in headers.items() if k.lower() not in CROSS_HOST_DROP}
             url = next_url
+            self.redirected = True
 
     def hop(self, url, method, headers, body, resolve_to) -> Response:
         parts = urlsplit(url)
@@ -172,7 +184,14 @@ class _Attempt:
                     "dns_error", "dns", f"the DNS lookup of {host} did not answer within {self.deadline.seconds:g} s"
                 ) from None
             timings.dns, mark = _ms(mark), time.monotonic()
+            if self.redirected:
+                addrinfos = self._redirect_targets(host, addrinfos)
             sock, sockaddr = open_tcp(addrinfos, self.deadline, self.guard)
+            if self.redirected and self._redirect_refusal(sockaddr):
+                close(sock, self.guard)  # cannot happen (only checked addresses are dialled); fail closed anyway
+                raise ProbeFailure("protocol_error", "connect", f"redirect to {host} refused at {sockaddr[0]}")
+            if self.origin is None:
+                self.origin = (str(parse_ip(sockaddr[0]) or sockaddr[0]), sockaddr[1])
             self.result.remote = Remote(sockaddr[0], "ipv6" if ":" in sockaddr[0] else "ipv4", sockaddr[1])
             timings.connect, mark = _ms(mark), time.monotonic()
             if tls:
@@ -199,6 +218,28 @@ class _Attempt:
         timings.transfer = round((response.done_at - response.first_byte_at) * 1000, 3)
         timings.starttransfer = round((response.first_byte_at - hop_start) * 1000, 3)
         return response
+
+    def _redirect_refusal(self, sockaddr: tuple) -> str | None:
+        addr = parse_ip(str(sockaddr[0]))
+        if addr is None:
+            return "not an IP address"
+        if is_metadata(addr):
+            return "a cloud metadata address (never followed)"
+        if self.allow_private_redirects or (str(addr), sockaddr[1]) == self.origin:
+            return None
+        why = non_public(addr)
+        return f"{why} (set allow_private_redirects: true on the target to follow it)" if why else None
+
+    def _redirect_targets(self, host: str, addrinfos: list[tuple]) -> list[tuple]:
+        """The resolved addresses a redirect may connect to; only these are dialled."""
+        allowed = [info for info in addrinfos if self._redirect_refusal(info[4]) is None]
+        if not allowed:
+            ip = addrinfos[0][4][0]
+            raise ProbeFailure(
+                "protocol_error", "connect",
+                f"redirect to {host} refused: {ip} is {self._redirect_refusal(addrinfos[0][4])}",
+            )  # fmt: skip
+        return allowed
 
     def _handshake(self, sock, host, addrinfos):
         try:

@@ -72,6 +72,7 @@ def probe_main(target: Target, clock: Clock, resolver: Resolver | None) -> Probe
         expect=target.expect,
         resolver=resolver,
         clock=clock,
+        allow_private_redirects=target.allow_private_redirects,
     )
 
 
@@ -91,6 +92,7 @@ def probe_health(target: Target, health: Health, clock: Clock, resolver: Resolve
         expect=Expectations(status=list(health.expect_status), json=dict(health.expect_json)),
         resolver=resolver,
         clock=clock,
+        allow_private_redirects=target.allow_private_redirects,
     )
 
 

@@ -1,0 +1,111 @@
+"""The application's log: exceptions, bind failures, missing modules, database errors."""
+
+# Runs on the host's python 3.8+ (see __init__.py).
+# ruff: noqa: UP031, UP041
+from __future__ import annotations
+
+import os
+import re
+import time
+
+from .common import APP_LOG_LINES, APP_LOG_TAIL_BYTES, FAIL, OK, UNKNOWN, _errtext, _short, read_tail, run_cmd
+from .registry import check, result
+from .service import supervisor_paths
+
+EXC_LINE_RE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Exit|Failure|Interrupt|Refused|Timeout))"
+                         r"(?::\s*(.*))?$")
+ADDRESS_IN_USE_RE = re.compile(r"address already in use|\[Errno 98\]|EADDRINUSE", re.I)
+MODULE_NOT_FOUND_RE = re.compile(r"ModuleNotFoundError|No module named|ImportError", re.I)
+DB_ERROR_RE = re.compile(r"OperationalError|InterfaceError|could not connect to server|connection to server at|"
+                         r"password authentication failed|database \"[^\"]*\" does not exist|"
+                         r"the database system is (starting up|shutting down)|too many clients already|"
+                         r"asyncpg\.exceptions|psycopg\S*: connection|database: disconnected", re.I)
+UVICORN_BIND_RE = re.compile(r"\[Errno (\d+)\] (error while attempting to bind on address .*)$")
+
+
+def scan_app_log(lines) -> dict:
+    """The last exception and the runbook's three tell-tale causes in the tail of an application log."""
+    out = {"last_exception": None, "address_in_use": False, "module_not_found": False, "db_error": False}
+    for line in lines:
+        text = line.rstrip()
+        if ADDRESS_IN_USE_RE.search(text):
+            out["address_in_use"] = True
+        if MODULE_NOT_FOUND_RE.search(text):
+            out["module_not_found"] = True
+        if DB_ERROR_RE.search(text):
+            out["db_error"] = True
+        m = EXC_LINE_RE.match(text)
+        if m:
+            out["last_exception"] = {"type": m.group(1).split(".")[-1], "qualified_type": m.group(1),
+                                     "message": _short(m.group(2) or "", 300), "line": _short(text.strip(), 400)}
+            continue
+        m = UVICORN_BIND_RE.search(text)
+        if m:
+            out["last_exception"] = {"type": "OSError", "qualified_type": "OSError",
+                                     "message": _short("[Errno %s] %s" % (m.group(1), m.group(2)), 300),
+                                     "line": _short(text.strip(), 400)}
+    return out
+
+
+@check("app_log")
+def check_app_log(ctx):
+    p = ctx.p
+    value = {"source": None, "last_exception": None, "address_in_use": False, "module_not_found": False,
+             "db_error": False, "stale": None}
+    evidence = []
+    ctx.publish("app_log", value, evidence)
+    lines, error = None, None
+    window_s = p["log_window_minutes"] * 60
+    candidates = []
+    if p["app_log"]:
+        candidates.append(("file", p["app_log"]))
+    if p["service_manager"] == "supervisor" and p["service"]:
+        paths = supervisor_paths(p["supervisor_config"], p["service"]) if p["supervisor_config"] else {}
+        if paths.get("stderr_log"):
+            candidates.append(("file", paths["stderr_log"]))
+        candidates.append(("supervisorctl", p["service"]))
+    if p["service_manager"] == "systemd" and p["service"]:
+        candidates.append(("journalctl", p["service"]))
+    for kind, where in candidates:
+        if kind == "file":
+            try:
+                text, size = read_tail(where, APP_LOG_TAIL_BYTES)
+                value["stale"] = time.time() - os.stat(where).st_mtime > window_s
+            except OSError as exc:
+                error = "cannot read %s: %s" % (where, _errtext(exc))
+                evidence.append(error)
+                continue
+            lines, value["source"] = text.splitlines()[-APP_LOG_LINES:], where
+            break
+        if kind == "supervisorctl":
+            conf = ["-c", p["supervisor_config"]] if p["supervisor_config"] else []
+            res = run_cmd(ctx, ["supervisorctl"] + conf + ["tail", "-%d" % APP_LOG_TAIL_BYTES, where, "stderr"],
+                          timeout=3.0, max_chars=APP_LOG_TAIL_BYTES)
+            if res.ok:
+                lines, value["source"] = res.out.splitlines()[-APP_LOG_LINES:], "supervisorctl tail %s stderr" % where
+                break
+            error = "supervisorctl tail: %s" % (res.error or _short(res.text(), 200))
+        if kind == "journalctl":
+            res = run_cmd(ctx, ["journalctl", "-u", where, "--since", "-%dmin" % p["log_window_minutes"], "-n",
+                                str(APP_LOG_LINES), "--no-pager", "-o", "cat"], timeout=3.0)
+            if res.ok:
+                lines, value["source"] = res.out.splitlines(), "journalctl -u %s" % where
+                value["stale"] = False
+                break
+            error = "journalctl: %s" % (res.error or _short(res.text(), 200))
+    if lines is None:
+        return result(UNKNOWN, value, evidence, error or "no app_log configured and no service manager log")
+    found = scan_app_log(lines)
+    evidence.append("%s: %d line(s) scanned" % (value["source"], len(lines)))
+    if value["stale"]:
+        evidence.append("%s not written in the last %d min: flags ignored" % (value["source"],
+                                                                               p["log_window_minutes"]))
+        value["last_exception"] = found["last_exception"]
+        return result(OK, value, evidence)
+    value.update(found)
+    if found["last_exception"]:
+        evidence.append("last exception: %s" % found["last_exception"]["line"])
+    flags = [k for k in ("address_in_use", "module_not_found", "db_error") if found[k]]
+    if flags:
+        evidence.append("flags: %s" % ", ".join(flags))
+    return result(FAIL if (flags or found["last_exception"]) else OK, value, evidence)

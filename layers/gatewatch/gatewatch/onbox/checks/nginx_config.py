@@ -1,0 +1,98 @@
+"""nginx configuration: upstreams, proxy_pass targets, buffer sizes, from ``nginx -T`` or the files."""
+
+# Runs on the host's python 3.8+ (see __init__.py).
+# ruff: noqa: UP031, UP041
+from __future__ import annotations
+
+import glob
+import os
+import re
+
+from .common import read_file
+
+# ---------------------------------------------------------------------------------------------------------------
+# nginx configuration: upstreams, proxy_pass targets, buffer sizes, from ``nginx -T`` (or the files themselves).
+
+CONF_FILE_MARK_RE = re.compile(r"^# configuration file (.+?):\s*$", re.M)
+UPSTREAM_BLOCK_RE = re.compile(r"\bupstream\s+([A-Za-z0-9_.-]+)\s*\{([^}]*)\}")
+UPSTREAM_SERVER_RE = re.compile(r"(?:^|[;{\s])server\s+([^\s;]+)")
+PASS_RE = re.compile(r"\b(proxy_pass|grpc_pass|uwsgi_pass|fastcgi_pass)\s+([^\s;]+)\s*;")
+BUFFER_RE = re.compile(r"\bproxy_buffer_size\s+([^\s;]+)\s*;")
+LISTEN_RE = re.compile(r"\blisten\s+([^;]+);")
+INCLUDE_RE = re.compile(r"\binclude\s+([^\s;]+)\s*;")
+ERROR_LOG_RE = re.compile(r"\berror_log\s+([^\s;]+)")
+MAX_ERROR_LOGS = 4
+
+
+def _strip_comments(text: str) -> str:
+    return re.sub(r"(?m)(^|\s)#.*$", r"\1", text)
+
+
+def parse_nginx_config(text: str) -> dict:
+    files = CONF_FILE_MARK_RE.findall(text)
+    body = _strip_comments(text)
+    upstreams = [{"name": n, "servers": UPSTREAM_SERVER_RE.findall(b)} for n, b in UPSTREAM_BLOCK_RE.findall(body)]
+    passes = [v for _, v in PASS_RE.findall(body)]
+    buffers = BUFFER_RE.findall(body)
+    listens = [" ".join(v.split()) for v in LISTEN_RE.findall(body)]
+    error_logs = [v for v in ERROR_LOG_RE.findall(body) if not v.startswith(("stderr", "syslog:", "memory:"))]
+    return {"files": files, "upstreams": upstreams, "proxy_pass": passes,
+            "proxy_buffer_size": buffers[-1] if buffers else None, "listen": listens, "error_logs": error_logs}
+
+
+def _split_hostport(text: str, default_port: int):
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    else:
+        host, port = text, ""
+    return host, int(port) if port.isdigit() else default_port
+
+
+def pass_targets(url: str, upstreams: list) -> list:
+    """Where one proxy_pass sends requests: [{host, port, unix}] (an upstream name expands to its servers)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "http", url
+    default_port = 443 if scheme in ("https", "grpcs") else 80
+    if rest.startswith("unix:"):
+        return [{"host": None, "port": None, "unix": rest[5:].split(":")[0]}]
+    hostport = rest.split("/")[0]
+    if "$" in hostport:
+        return [{"host": None, "port": None, "unix": None, "variable": hostport}]
+    for up in upstreams:
+        if up["name"] == hostport:
+            out = []
+            for server in up["servers"]:
+                if server.startswith("unix:"):
+                    out.append({"host": None, "port": None, "unix": server[5:]})
+                else:
+                    host, port = _split_hostport(server, 80)
+                    out.append({"host": host, "port": port, "unix": None})
+            return out
+    host, port = _split_hostport(hostport, default_port)
+    return [{"host": host, "port": port, "unix": None}]
+
+
+def read_config_files(main_conf: str, prefix, limit_files: int = 64, limit_bytes: int = 1 << 20) -> str:
+    """Fallback when ``nginx -T`` cannot run: the main file and its includes, marked like ``nginx -T`` does."""
+    base = os.path.dirname(main_conf)
+    todo, seen, parts, total = [main_conf], set(), [], 0
+    while todo and len(seen) < limit_files and total < limit_bytes:
+        path = todo.pop(0)
+        if path in seen:
+            continue
+        seen.add(path)
+        try:
+            text = read_file(path, limit_bytes)
+        except OSError:
+            continue
+        total += len(text)
+        parts.append("# configuration file %s:\n%s" % (path, text))
+        for pattern in INCLUDE_RE.findall(_strip_comments(text)):
+            if not pattern.startswith("/"):
+                pattern = os.path.join(prefix or base, pattern) if prefix else os.path.join(base, pattern)
+            todo.extend(sorted(glob.glob(pattern)))
+    return "\n".join(parts)
