@@ -57,8 +57,10 @@ def status(word: str, width: int = 0, stream: TextIO | None = None) -> str:
 
 def table(rows: Sequence[Sequence[Any]], header: Sequence[str] | None = None, status_column: int | None = None,
           stream: TextIO | None = None) -> str:
-    """Rows as aligned columns (two spaces apart); ``status_column`` is coloured on a terminal."""
+    """Rows as aligned columns (two spaces apart). On a terminal the header is shown (bold) and ``status_column``
+    is coloured; piped, each row is one plain line with no header, ready for grep and awk."""
     cells = [[("-" if c is None else str(c)) for c in row] for row in rows]
+    header = header if is_tty(stream) else None
     every = ([list(header)] if header else []) + cells
     if not every:
         return ""
