@@ -117,6 +117,13 @@ infra-lint: venv aws-tools
 sam-build: aws-tools
 	@test -n "$(PY312_BIN)" || { echo "sam-build: python3.12 not found (set PY312_BIN=/path/to/bin)"; exit 2; }
 	PATH="$(PY312_BIN):$$PATH" $(TOOLS_VENV)/bin/sam build --parallel --cached
+	$(BIN)/python -m tests.artefact check-build .aws-sam/build
+
+# The layer's lock: layers/lock/requirements.in resolved by python3.12 into exact pins (layers/gatewatch/requirements.txt).
+.PHONY: lock
+lock:
+	@test -n "$(PY312_BIN)" || { echo "lock: python3.12 not found (set PY312_BIN=/path/to/bin)"; exit 2; }
+	$(PY312_BIN)/python3.12 layers/lock/lock.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -4,18 +4,16 @@ Idempotent per incident and action (Powertools idempotency on the results table)
 first answer instead of running the guards again.
 """
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from gatewatch.aws import runtime
 from gatewatch.aws.events import DiagnosisState
 
 logger = Logger()
-tracer = Tracer()
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 def handler(event: dict, context: LambdaContext) -> dict:
     state = DiagnosisState.model_validate(event).model_dump(by_alias=True, exclude_none=True)
     guarded = runtime.guard_once()

@@ -2,7 +2,7 @@
 
 import os
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -10,7 +10,6 @@ from gatewatch.aws import runtime
 from gatewatch.steps import probe_step
 
 logger = Logger()
-tracer = Tracer()
 # The template's Globals set the namespace; the default keeps a stray environment from breaking the schema.
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "Gatewatch"
 metrics = Metrics(namespace=NAMESPACE)
@@ -24,7 +23,6 @@ def _per_target(name: str, unit: str, value: float, target: str) -> None:
 
 @logger.inject_lambda_context
 @metrics.log_metrics
-@tracer.capture_lambda_handler
 def handler(event: dict, context: LambdaContext) -> dict:
     config = runtime.load_targets()
     reports = probe_step(config, runtime.store(), runtime.notifier(), runtime.start_execution)

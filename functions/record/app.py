@@ -1,6 +1,6 @@
 """RecordFunction: render the verdict the state machine walked (or the remediation outcome) and store it."""
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from gatewatch.aws import runtime
@@ -8,11 +8,9 @@ from gatewatch.aws.events import parse_record_event
 from gatewatch.steps import record_outcome_step, record_step
 
 logger = Logger()
-tracer = Tracer()
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 def handler(event: dict, context: LambdaContext) -> dict:
     mode, state = parse_record_event(event)
     if mode == "outcome":

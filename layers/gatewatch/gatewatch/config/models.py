@@ -381,6 +381,8 @@ class Confirm(_Strict):
 
 class Target(_Strict):
     name: str
+    display_name: str | None = Field(default=None, min_length=1, max_length=80,
+                                     description="the name shown on the public status page (default: name)")
     url: str
     method: Method = "GET"
     headers: dict[HeaderName, HeaderValue] = Field(default_factory=dict)
