@@ -13,6 +13,15 @@ from gatewatch.cli.output import examples, paint, print_json, progress, stamp, s
 from gatewatch.cli.stores import add_store_args, open_store
 
 
+# Kept for command modules written against them (serve, status-page, report); new code: gatewatch.cli.stores.
+def _db_arg(p, table: bool = False) -> None:
+    add_store_args(p, table=table, config=False)
+
+
+def _store(args):
+    return open_store(args)  # never None: a problem is a UsageError (one line, exit 2)
+
+
 def register(sub) -> None:
     run = sub.add_parser(
         "run", help="probe, confirm, diagnose, record, notify (and remediate) on a schedule",
