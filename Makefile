@@ -50,6 +50,11 @@ test-lab: setup
 probe-demo: venv
 	$(BIN)/gatewatch probe --demo
 
+# The wheel (library + CLI; no lab, no tests) in dist/: pip install dist/gatewatch-*.whl, or pipx install.
+.PHONY: wheel
+wheel: venv
+	$(BIN)/python -m build --wheel --no-isolation
+
 # Probe engine: concurrency vs ideal and timing accuracy vs curl (figures in benchmarks/README.md).
 bench: venv
 	$(BIN)/python benchmarks/probe_bench.py
