@@ -17,7 +17,12 @@ INSTANCE = "i-0123456789abcdef0"
 
 @pytest.fixture
 def bare_aws_env(monkeypatch, tmp_path):
-    """No AWS configuration at all, and no way to reach the instance metadata service."""
+    """No AWS configuration at all, no way to reach the instance metadata service, and nothing outside loopback
+    even if a credential leaked in (a fresh boto3 default session; an endpoint on a closed loopback port)."""
+    import boto3
+
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
     for key in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
                 "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
                 "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN"):

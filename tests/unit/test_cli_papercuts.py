@@ -117,8 +117,8 @@ def test_probe_url_mode_honours_timeout_and_a_relative_ca_file(site, tmp_path, m
     monkeypatch.chdir(tmp_path)
     Path("ca.pem").write_text("not used for http\n")
     assert main(["probe", f"{site}/health", "--timeout", "2", "--ca-file", "ca.pem", "--json"]) == 0
-    with pytest.raises(SystemExit):
-        main(["probe", f"{site}/health", "--timeout", "0"])
+    assert main(["probe", f"{site}/health", "--timeout", "0"]) == 2
+    assert "--timeout: " in capsys.readouterr().err
 
 
 def test_incidents_open_exits_1_while_any_is_open_and_show_gives_the_verdict(site, tmp_path, clean_env, capsys):

@@ -12,7 +12,7 @@ import sys
 
 from pydantic import ValidationError
 
-from gatewatch.cli import EXIT_DOWN, EXIT_OK, EXIT_USAGE, positive
+from gatewatch.cli import EXIT_DOWN, EXIT_OK, EXIT_USAGE
 from gatewatch.cli.output import examples, progress
 from gatewatch.config import ConfigError, Target, load_config
 from gatewatch.probe import probe_targets, probe_url
@@ -37,7 +37,7 @@ def register(sub) -> None:
     p.add_argument("--target", metavar="NAME", help="with --config: only this target")
     p.add_argument("--demo", action="store_true", help="probe a built-in loopback demo site (healthy and failing)")
     p.add_argument("--method", type=str.upper, help="HTTP method (URL mode; default GET)")
-    p.add_argument("--timeout", type=positive(float), metavar="S",
+    p.add_argument("--timeout", type=float, metavar="S",
                    help="total deadline in seconds (URL mode; default 10; in a file: timeout_s per target)")
     p.add_argument("--header", action="append", metavar="'K: V'", help="extra request header (URL mode; repeatable)")
     p.add_argument("--insecure", action="store_true", default=None,
@@ -77,7 +77,7 @@ def _url(args) -> int:
     try:
         target = Target.model_validate({
             "name": "url", "url": args.url, "method": args.method or "GET", "headers": headers,
-            "timeout_s": args.timeout or 10.0, "verify_tls": not args.insecure,
+            "timeout_s": 10.0 if args.timeout is None else args.timeout, "verify_tls": not args.insecure,
             "tls_ca_file": os.path.abspath(args.ca_file) if args.ca_file else None, "resolve_to": args.resolve_to,
         })
     except ValidationError as exc:
