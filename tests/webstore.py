@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,15 +21,15 @@ from gatewatch.incidents import incident_id_for
 from gatewatch.store.base import ActionRecord, Incident, ProbeRecord, ResultsStore, TargetState
 from gatewatch.tree import diagnose
 
-FACTS = Path(__file__).parent / "events" / "facts"
+FACTS = Path(__file__).parent / "events" / "facts" / "classic"  # the classic topology's recordings
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 DAYS = 35
 
-# target -> (fault facts, failure start, minutes down, how it ended)
+# target -> (fault facts, failure start before now, minutes down, how it ended)
 SCENARIOS = {
-    "api": ("backend_stopped", NOW - timedelta(days=2, hours=3), 4, "auto_remediated"),
-    "shop": ("nginx_config_broken", NOW - timedelta(minutes=50), None, None),
-    "admin": ("firewall_drop", NOW - timedelta(days=8, hours=5), 95, "recovered"),
+    "api": ("backend_stopped", timedelta(days=2, hours=3), 4, "auto_remediated"),
+    "shop": ("nginx_config_broken", timedelta(minutes=50), None, None),
+    "admin": ("firewall_drop", timedelta(days=8, hours=5), 95, "recovered"),
 }
 TLS_DAYS = {"blog": 9.4, "api": 61.2, "shop": 40.0, "admin": 200.5}
 
@@ -39,7 +40,7 @@ def facts_for(name: str, target: str) -> dict[str, Any]:
     return doc
 
 
-def _outside(facts: dict[str, Any], at: str, ms: float, tls_days: float | None) -> dict[str, Any]:
+def _outside(facts: dict[str, Any], at: str, ms: float, tls_days: float | None, now: datetime) -> dict[str, Any]:
     outside = copy.deepcopy(facts["outside"])
     outside["at"] = at
     probe = outside["probe"]
@@ -51,7 +52,7 @@ def _outside(facts: dict[str, Any], at: str, ms: float, tls_days: float | None) 
             timings[key] = round(value * scale, 3)
     if tls_days is not None:
         timings["tls"] = round(ms * 0.2, 3)
-        probe["tls"] = {"days_to_expiry": tls_days, "not_after": iso(NOW + timedelta(days=tls_days)),
+        probe["tls"] = {"days_to_expiry": tls_days, "not_after": iso(now + timedelta(days=tls_days)),
                         "subject": "CN=example.test", "issuer": "CN=Example CA", "sans": ["example.test"]}
     outside.pop("attempts", None)  # keep the fixture store small; the incident's outside keeps its attempts
     return outside
@@ -81,14 +82,14 @@ def fill_store(store: ResultsStore, now: datetime = NOW) -> dict[str, Any]:
     for target in ("admin", "api", "blog", "shop"):
         scenario = SCENARIOS.get(target)
         fault = facts_for(scenario[0], target) if scenario else None
-        start = scenario[1] if scenario else None
+        start = now - scenario[1] if scenario else None
         end = start + timedelta(minutes=scenario[2]) if scenario and scenario[2] is not None else None
         down_rounds = []
         for i, t in enumerate(_rounds(now)):
             failing = start is not None and t >= start and (end is None or t < end)
             source = fault if failing else healthy
             ms = _ms(target, i) if not failing else 3.0 + i % 5
-            outside = _outside(source, iso(t), ms, TLS_DAYS[target])
+            outside = _outside(source, iso(t), ms, TLS_DAYS[target], now)
             outside["target"] = target
             store.record_probe(ProbeRecord(target, iso(t), outside["status"], outside["probe"].get("reason"),
                                            outside["probe"]["timings_ms"]["total"], outside))
@@ -159,3 +160,32 @@ def filled_db(path: Path, now: datetime = NOW) -> dict[str, Any]:
     target.close()
     memory.close()
     return written
+
+
+def _strings(doc, out: set[str]) -> set[str]:
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            _strings(key, out)
+            _strings(value, out)
+    elif isinstance(doc, list):
+        for value in doc:
+            _strings(value, out)
+    elif isinstance(doc, str):
+        out.add(doc)
+    return out
+
+
+def private_strings(store, written) -> set[str]:
+    """Every distinctive string the store holds about incidents, verdicts, facts and probes."""
+    found: set[str] = set()
+    for incident in store.list_incidents(limit=100):
+        _strings({k: v for k, v in incident.to_dict().items() if k not in ("status", "opened_at", "resolved_at")},
+                 found)
+    for record in store.history(limit=50):
+        _strings(record.result, found)
+    found |= {"127.0.0.1", ":8000", "18080", "/tmp/gatewatch-lab", "bandarupay", "nginx", "supervisorctl",
+              "/api/v1", "http://127", "502", "Bad Gateway"}
+    found |= set(written["incidents"].values())
+    # short or generic strings (units, booleans, statuses, category words) are not evidence of a leak
+    return {s for s in found if len(s) >= 6 and not re.fullmatch(r"[A-Za-z_]+|[\d.:TZ-]+|\w+ \w+", s)} | {
+        "127.0.0.1", "18080", "502", "bandarupay", "nginx", "supervisorctl"}

@@ -55,6 +55,7 @@ targets:
       backend_port: {backend_port}
       nginx_port: 1
       nginx_error_log: /nonexistent/gatewatch/error.log
+      log_roots: [/nonexistent]
 """)
 
 

@@ -5,7 +5,6 @@ evidence or facts. Every private string in the store is collected and searched f
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 
@@ -13,7 +12,7 @@ from gatewatch.cli import main
 from gatewatch.store import SQLiteStore
 from gatewatch.views import status_data, write_status_site
 from gatewatch.views.status import site_files
-from tests.webstore import NOW, fill_store, filled_db
+from tests.webstore import NOW, fill_store, filled_db, private_strings
 
 DISPLAY = {"api": "Payments API", "shop": "Shop", "admin": "Back office", "blog": "Blog"}
 
@@ -24,35 +23,6 @@ def filled():
     written = fill_store(store)
     yield store, written
     store.close()
-
-
-def _strings(doc, out: set[str]) -> set[str]:
-    if isinstance(doc, dict):
-        for key, value in doc.items():
-            _strings(key, out)
-            _strings(value, out)
-    elif isinstance(doc, list):
-        for value in doc:
-            _strings(value, out)
-    elif isinstance(doc, str):
-        out.add(doc)
-    return out
-
-
-def private_strings(store, written) -> set[str]:
-    """Every distinctive string the store holds about incidents, verdicts, facts and probes."""
-    found: set[str] = set()
-    for incident in store.list_incidents(limit=100):
-        _strings({k: v for k, v in incident.to_dict().items() if k not in ("status", "opened_at", "resolved_at")},
-                 found)
-    for record in store.history(limit=50):
-        _strings(record.result, found)
-    found |= {"127.0.0.1", ":8000", "18080", "/tmp/gatewatch-lab", "bandarupay", "nginx", "supervisorctl",
-              "/api/v1", "http://127", "502", "Bad Gateway"}
-    found |= set(written["incidents"].values())
-    # short or generic strings (units, booleans, statuses, category words) are not evidence of a leak
-    return {s for s in found if len(s) >= 6 and not re.fullmatch(r"[A-Za-z_]+|[\d.:TZ-]+|\w+ \w+", s)} | {
-        "127.0.0.1", "18080", "502", "bandarupay", "nginx", "supervisorctl"}
 
 
 def test_status_page_shows_the_public_facts(filled):

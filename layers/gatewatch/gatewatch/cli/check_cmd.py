@@ -12,9 +12,11 @@ import json
 import os
 import sys
 
+from gatewatch import safejson
 from gatewatch.cli import EXIT_DOWN, EXIT_OK, EXIT_USAGE, UsageError, positive
 from gatewatch.cli.output import examples, progress
 from gatewatch.config import ConfigError, load_config
+from gatewatch.facts import REPORT_MAX_BYTES, REPORT_MAX_DEPTH
 
 
 def register(sub) -> None:
@@ -93,8 +95,8 @@ def run_check(args) -> int:
         print(f"gatewatch check: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        report = json.loads(run.stdout)
-    except (TypeError, ValueError):
+        report = safejson.loads(run.stdout or "", max_bytes=REPORT_MAX_BYTES, max_depth=REPORT_MAX_DEPTH)
+    except ValueError:
         detail = run.error or "output is not JSON"
         print(f"gatewatch check: the on-box checks could not run {where} ({run.status}: {detail})", file=sys.stderr)
         if run.stderr:

@@ -34,6 +34,10 @@ def register(sub) -> None:
     up.add_argument("--plain-edge", action="store_true",
                     help="relay bytes only; by default the edge emulates Cloudflare (server/cf-ray, 52x codes)")
     up.add_argument("--wait", type=float, default=60.0, metavar="SECONDS", help="how long to wait for health")
+    topologies = _topology_names()
+    up.add_argument("--topology", choices=topologies or None, metavar="NAME",
+                    help="how the origin is put together (default: what the lab was brought up with, else classic): "
+                         + ", ".join(topologies))
     lab_sub.add_parser("down", help="stop everything and remove the namespace and the edge")
     lab_sub.add_parser("status", help="each program's state, the edge, health and injected faults")
     lab_sub.add_parser("faults", help="list the faults the lab can inject")
@@ -45,6 +49,10 @@ def register(sub) -> None:
     demo.add_argument("faults", nargs="*", choices=[[], *fault_names] if fault_names else None, metavar="FAULT",
                       help="only these faults (default: all)")
     demo.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
+    demo.add_argument("--topology", choices=[*topologies, "all"] if topologies else None, default=None,
+                      metavar="NAME|all",
+                      help="run the demo on this topology, or on every one in turn (default classic); "
+                           "only the faults that apply to a topology run on it")
     inject = lab_sub.add_parser("inject", help="break the lab in one named way and wait until it shows")
     inject.add_argument("fault", choices=fault_names or None, metavar="FAULT",
                         help="one of: " + (", ".join(fault_names) or "(see gatewatch lab faults in a checkout)"))
@@ -83,6 +91,14 @@ def lab_available() -> bool:
     return False
 
 
+def _topology_names() -> list[str]:
+    if not lab_available():
+        return []
+    from lab.topology import TOPOLOGIES
+
+    return list(TOPOLOGIES)
+
+
 def _fault_names() -> list[str]:
     if not lab_available():
         return []
@@ -104,12 +120,16 @@ def run(args) -> int:
         from lab.demo import run_demo
 
         try:
-            return run_demo(args.faults or None, lab=Lab(dir=args.dir), keep=args.keep)
+            if args.topology == "all":
+                from lab.demo import run_demo_all
+
+                return run_demo_all(args.faults or None, dir=args.dir, keep=args.keep)
+            return run_demo(args.faults or None, lab=Lab(dir=args.dir, topology=args.topology), keep=args.keep)
         except LabError as exc:
             print(f"gatewatch lab demo: {exc}", file=sys.stderr)
             return exc.exit_code
     cloudflare = (not args.plain_edge) if action == "up" else None
-    lab = Lab(dir=args.dir, cloudflare=cloudflare)
+    lab = Lab(dir=args.dir, cloudflare=cloudflare, topology=getattr(args, "topology", None))
     try:
         if action == "up":
             status = lab.up(wait_s=args.wait)
@@ -150,11 +170,13 @@ def _fault(name: str):
 
 def _print_faults(as_json: bool) -> int:
     from lab.faults import FAULTS
+    from lab.topology import TOPOLOGIES
 
-    rows = [{"name": f.name, "expect": f.expect, "description": f.description, "proves": f.proves}
-            for f in FAULTS.values()]
+    rows = [{"name": f.name, "expect": f.expect, "description": f.description, "proves": f.proves,
+             "topologies": [t for t, topo in TOPOLOGIES.items() if f.applies_to(topo)]} for f in FAULTS.values()]
     width = max(len(r["name"]) for r in rows)
-    text = "\n".join(f"{r['name']:<{width}}  -> {r['expect']}\n{'':<{width}}     {r['description']}" for r in rows)
+    text = "\n".join(f"{r['name']:<{width}}  -> {r['expect']}\n{'':<{width}}     {r['description']}\n"
+                     f"{'':<{width}}     topologies: {', '.join(r['topologies'])}" for r in rows)
     _out(as_json, rows, text)
     return EXIT_OK
 
@@ -167,9 +189,11 @@ def _status_text(s: dict[str, Any], headline: str) -> str:
     progs = ", ".join(f"{name} {p['state']}" for name, p in s["programs"].items()) or "(supervisord not running)"
     edge = s["edge"]
     health = s["health"]
+    topo = s.get("topology") or {}
     lines = [
         f"{headline}: {s['dir']} (network namespace {s['netns']['name']}: "
         f"{'present' if s['netns']['exists'] else 'absent'})",
+        f"  topology  {topo.get('name', 'classic')}: {topo.get('description', '')}",
         f"  programs  {progs}",
         f"  edge      http://{edge['listen']} ({edge['mode']}, {'running' if edge['running'] else 'not running'})"
         " -> nginx 127.0.0.1:80 inside the namespace",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
+from gatewatch import safejson
 from gatewatch.cli import EXIT_DOWN, EXIT_OK, EXIT_USAGE
 from gatewatch.cli.output import examples
 
@@ -16,7 +17,7 @@ def register(sub) -> None:
                       help="text (default), mermaid (the picture in docs/tree.md) or asl (the Step Functions form)")
     tree.set_defaults(func=run_tree)
     diag = sub.add_parser("diagnose", help="walk the decision tree over a recorded facts document",
-                          epilog=examples("gatewatch diagnose --facts tests/events/facts/backend_stopped.json",
+                          epilog=examples("gatewatch diagnose --facts tests/events/facts/classic/backend_stopped.json",
                                           "gatewatch diagnose --facts facts.json --json | jq .path"))
     diag.add_argument("--facts", required=True, help="a facts JSON file (outside + on-box), as the pipeline stores")
     diag.add_argument("--json", action="store_true", help="print the verdict document")
@@ -65,7 +66,7 @@ def run_diagnose(args) -> int:
 
     try:
         with open(args.facts, encoding="utf-8") as fh:
-            facts = json.load(fh)
+            facts = safejson.loads(fh.read(), max_bytes=16 * 1024 * 1024)
     except OSError as exc:
         print(f"gatewatch: cannot read {args.facts}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gatewatch import hostpaths
 from gatewatch.addresses import metadata_host
 from gatewatch.config import envrefs
 
@@ -37,7 +38,6 @@ RemediationAction = Literal["restart_backend", "start_proxy", "reload_proxy"]
 COMMAND_PLACEHOLDERS = ("service", "proxy_service", "supervisor_config", "backend_port", "nginx_port")
 COMMAND_ARG_RE = re.compile(r"^[A-Za-z0-9_./:=@%+,-]{1,256}$")
 PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
-SHELL_PROGRAMS = {"sh", "bash", "dash", "zsh", "ksh", "csh", "tcsh", "fish", "busybox", "env", "xargs", "eval"}
 
 Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -123,6 +123,17 @@ class Health(_Strict):
 class Database(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=5432, ge=1, le=65535)
+    kind: Literal["postgresql", "mysql"] | None = Field(
+        default=None, description="postgresql or mysql (MariaDB too); default from the port: 3306 is mysql"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_from_port(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("kind") is None:
+            port = data.get("port", 5432)
+            return {**data, "kind": "mysql" if port in (3306, 33060) else "postgresql"}
+        return data
 
     @field_validator("host")
     @classmethod
@@ -143,6 +154,9 @@ class Host(_Strict):
     process_match: str | None = Field(default=None, description="substring of the backend's command line")
     backend_host: str = "127.0.0.1"
     backend_port: int = Field(default=8000, ge=1, le=65535)
+    backend_socket: str | None = Field(
+        default=None, description="the backend's unix socket path, instead of backend_host/backend_port"
+    )
     health_path: str = "/health"
     nginx_port: int = Field(default=80, ge=1, le=65535)
     nginx_bin: str = "nginx"
@@ -150,10 +164,14 @@ class Host(_Strict):
     nginx_prefix: str | None = None
     nginx_error_log: str = "/var/log/nginx/error.log"
     app_log: str | None = None
+    log_roots: list[str] = Field(default_factory=list, description="directories besides /var/log that hold logs")
     log_window_minutes: int = Field(default=15, ge=1, le=1440)
     extra_paths: list[str] = Field(default_factory=list, description="directories whose disk use matters")
     database: Database | None = None
     proxy_service: str = Field(default="nginx", description="the proxy's systemd unit / supervisor program name")
+    allowed_programs: list[str] = Field(
+        default_factory=list, description="programs host.commands may start besides the service managers"
+    )
     commands: dict[RemediationAction, list[str]] | None = Field(
         default=None, description="service_manager: command only: an argv template per remediation action"
     )
@@ -206,18 +224,47 @@ class Host(_Strict):
             )
         return value
 
-    @field_validator("commands")
+    @field_validator("allowed_programs")
     @classmethod
-    def _commands(cls, value: dict[str, list[str]] | None) -> dict[str, list[str]] | None:
-        if value is not None:
-            for action, argv in value.items():
-                _check_argv_template(action, argv)
+    def _allowed_programs(cls, value: list[str]) -> list[str]:
+        for program in value:
+            if not (re.fullmatch(r"[A-Za-z0-9._-]{1,64}", program) or PATH_RE.fullmatch(program)):
+                raise ValueError(f"{program!r} must be a bare program name or an absolute path")
+            if hostpaths.denied_program(program):
+                raise ValueError(f"{program!r} is an interpreter, shell or wrapper that would run anything")
+        return value
+
+    @field_validator("log_roots")
+    @classmethod
+    def _log_roots(cls, value: list[str]) -> list[str]:
+        for root in value:
+            _check_path(root)
+            problem = hostpaths.log_root_problem(root)
+            if problem:
+                raise ValueError(problem)
         return value
 
     @model_validator(mode="after")
     def _commands_need_manager(self) -> Host:
         if self.commands is not None and self.service_manager != "command":
             raise ValueError("commands applies to service_manager: command only")
+        return self
+
+    @field_validator("commands")
+    @classmethod
+    def _commands(cls, value: dict[str, list[str]] | None, info) -> dict[str, list[str]] | None:
+        if value is not None:
+            for action, argv in value.items():
+                _check_argv_template(action, argv, info.data.get("allowed_programs") or ())
+        return value
+
+    @model_validator(mode="after")
+    def _log_paths(self) -> Host:
+        for name in ("nginx_error_log", "app_log"):
+            value = getattr(self, name)
+            problem = value and hostpaths.log_path_problem(value, self.log_roots)
+            if problem:
+                raise ValueError(f"{name}: {problem}")
         return self
 
     @field_validator("process_match")
@@ -247,13 +294,19 @@ class Host(_Strict):
             raise ValueError(f"must be a URL path starting with '/', e.g. /health (got {value!r})")
         return value
 
-    @field_validator("nginx_bin", "nginx_conf", "nginx_prefix", "nginx_error_log", "app_log", "supervisor_config")
+    @field_validator("nginx_bin", "nginx_conf", "nginx_prefix", "nginx_error_log", "app_log", "supervisor_config",
+                     "backend_socket")
     @classmethod
     def _paths(cls, value: str | None, info) -> str | None:
         if value is None:
             return value
-        if info.field_name == "nginx_bin" and re.fullmatch(r"[A-Za-z0-9._-]{1,64}", value):
-            return value  # a bare program name, looked up on PATH
+        if info.field_name == "nginx_bin":
+            if not hostpaths.nginx_bin_allowed(value):
+                raise ValueError(
+                    f"must be nginx (found on root's PATH) or one of {', '.join(hostpaths.NGINX_BINARIES[1:])} "
+                    f"(got {value!r}): it runs as root on the host"
+                )
+            return value
         return _check_path(value)
 
     @field_validator("extra_paths")
@@ -271,10 +324,12 @@ class Host(_Strict):
             raise ValueError("netns applies to local: true hosts only")
         if self.service_manager == "supervisor" and not self.service:
             raise ValueError("service_manager: supervisor needs service: the supervisor program name")
+        if self.backend_socket and ("backend_host" in self.model_fields_set or "backend_port" in self.model_fields_set):
+            raise ValueError("give backend_socket (a unix socket) or backend_host/backend_port, not both")
         return self
 
 
-def _check_argv_template(action: str, argv: list[str]) -> None:
+def _check_argv_template(action: str, argv: list[str], allowed: list[str] | tuple[str, ...] = ()) -> None:
     """An argv template runs without a shell: a program, then plain arguments and whole {placeholder}s."""
     if not argv or len(argv) > 32:
         raise ValueError(f"{action}: must be a list of 1 to 32 argv elements, program first")
@@ -286,9 +341,14 @@ def _check_argv_template(action: str, argv: list[str]) -> None:
             f"{action}: the program must be a bare name or an absolute path of letters, digits and . _ / + - "
             f"(got {program!r})"
         )
-    if program.rsplit("/", 1)[-1] in SHELL_PROGRAMS:
+    if hostpaths.denied_program(program):
         raise ValueError(f"{action}: {program!r} would bring a shell back; name the program to run directly")
+    problem = hostpaths.command_program_problem(program, allowed)
+    if problem:
+        raise ValueError(f"{action}: {problem}")
     for arg in argv[1:]:
+        if hostpaths.denied_program(arg):
+            raise ValueError(f"{action}: {arg!r} is an interpreter, shell or wrapper; it may not appear in argv")
         for name in PLACEHOLDER_RE.findall(arg):
             if name not in COMMAND_PLACEHOLDERS:
                 raise ValueError(
@@ -367,9 +427,84 @@ class MaintenanceWindow(_Strict):
         return self
 
 
+class Flapping(_Strict):
+    """A target flaps when at least ``failures`` of its last ``rounds`` rounds failed (a transient round counts)."""
+
+    failures: int = Field(default=3, ge=1, le=100)
+    rounds: int = Field(default=10, ge=2, le=100)
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _fits(self) -> Flapping:
+        if self.failures > self.rounds:
+            raise ValueError(f"failures ({self.failures}) cannot exceed rounds ({self.rounds})")
+        return self
+
+
+class CertificateAlert(_Strict):
+    """Certificate expiry, alerted on its own (the site is up): one notification per threshold crossed."""
+
+    warn_days: float = Field(default=14, gt=0, le=365)
+    critical_days: float = Field(default=3, gt=0, le=365)
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _order(self) -> CertificateAlert:
+        if self.critical_days >= self.warn_days:
+            raise ValueError(f"critical_days ({self.critical_days}) must be below warn_days ({self.warn_days})")
+        return self
+
+
 class Alerting(_Strict):
     failure_threshold: int = Field(default=2, ge=1, le=100)
     success_threshold: int = Field(default=2, ge=1, le=100)
+    channels: list[str] | None = Field(default=None, description="notification channels by name (default: "
+                                       "notifications.default)")
+    reminder_minutes: int = Field(default=60, ge=0, le=10080, description="remind while open; 0 disables")
+    flapping: Flapping = Field(default_factory=Flapping)
+    certificate: CertificateAlert = Field(default_factory=CertificateAlert)
+
+
+ChannelType = Literal["webhook", "slack", "pagerduty", "teams", "sns", "console"]
+# the fields that carry a secret: they may only be ${VAR} references (expanded when a notification is sent)
+CHANNEL_SECRETS = {"webhook": ("secret",), "slack": ("url",), "teams": ("url",), "pagerduty": ("routing_key",)}
+
+
+class Channel(_Strict):
+    """One notification channel (gatewatch.notify): where it goes and which kinds it takes."""
+
+    type: ChannelType
+    url: str | None = Field(default=None, description="webhook/slack/teams URL; slack and teams: ${VAR} only")
+    secret: str | None = Field(default=None, description="webhook HMAC-SHA256 key, ${VAR} only")
+    routing_key: str | None = Field(default=None, description="PagerDuty integration key, ${VAR} only")
+    events_url: str = Field(default="https://events.pagerduty.com/v2/enqueue", description="PagerDuty Events v2")
+    topic_arn: str | None = None
+    kinds: list[str] | None = Field(default=None, description="notification kinds to send (default: all)")
+    timeout_s: float = Field(default=10, gt=0, le=60)
+    retries: int = Field(default=3, ge=0, le=10, description="immediate retries on 429/5xx/connection errors")
+
+    @model_validator(mode="after")
+    def _complete(self) -> Channel:
+        needs = {"webhook": ("url",), "slack": ("url",), "teams": ("url",), "pagerduty": ("routing_key",),
+                 "sns": ("topic_arn",)}.get(self.type, ())
+        for name in needs:
+            if not getattr(self, name):
+                raise ValueError(f"a {self.type} channel needs {name}")
+        for name in CHANNEL_SECRETS.get(self.type, ()):
+            value = getattr(self, name)
+            if value is not None and not ENV_REF_RE.fullmatch(value):
+                raise ValueError(f"{name} of a {self.type} channel is a secret: write it as an environment "
+                                 "reference like ${GATEWATCH_" + f"{self.type.upper()}_{name.upper()}" + "}")
+        if self.url and not ENV_REF_RE.fullmatch(self.url):
+            _check_url(self.url)
+        return self
+
+
+class Notifications(_Strict):
+    channels: dict[str, Channel] = Field(default_factory=dict)
+    default: list[str] = Field(default_factory=list, description="channels for targets that name none")
+    redeliver_rounds: int = Field(default=20, ge=1, le=1000, description="rounds a failed delivery is retried")
+    dashboard_url: str | None = Field(default=None, description="link in messages; {incident_id} and {target}")
 
 
 class Confirm(_Strict):
@@ -468,6 +603,25 @@ class Settings(_Strict):
 class Config(_Strict):
     settings: Settings = Field(default_factory=Settings)
     targets: list[Target]
+    notifications: Notifications = Field(default_factory=Notifications)
+
+    @model_validator(mode="after")
+    def _channels_known(self) -> Config:
+        known = set(self.notifications.channels)
+        for where, names in [("notifications.default", self.notifications.default),
+                             *((f"{t.name}.alerting.channels", t.alerting.channels or []) for t in self.targets)]:
+            missing = [n for n in names if n not in known]
+            if missing:
+                raise ValueError(f"{where} names unknown channel(s) {', '.join(missing)} (known: "
+                                 f"{', '.join(sorted(known)) or 'none'})")
+        allow = frozenset(self.settings.env_allow)
+        for name, ch in self.notifications.channels.items():
+            for text in (ch.url, ch.secret, ch.routing_key):
+                for var in envrefs.names(text or ""):
+                    why = envrefs.refusal(var, self.settings.env_prefix, allow)
+                    if why:
+                        raise ValueError(f"notifications.channels.{name}: {why}")
+        return self
 
     @field_validator("targets")
     @classmethod

@@ -164,3 +164,27 @@ def write_status_site(data: dict[str, Any], out_dir: str | Path) -> list[Path]:
         path.write_text(content, encoding="utf-8")
         written.append(path)
     return written
+
+
+CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
+                 ".json": "application/json"}
+
+
+def publish_status_page(store: ResultsStore, bucket: str, display_names: dict[str, str] | None = None, *,
+                        prefix: str = "", client: Any = None, now: datetime | None = None) -> dict[str, Any]:
+    """Render the site from the store and put its three files into ``bucket`` (StatusPageFunction)."""
+    from datetime import UTC
+
+    if client is None:
+        import boto3
+
+        client = boto3.client("s3")
+    data = status_data(store, now or datetime.now(UTC), display_names, configured=list(display_names or {}))
+    keys = []
+    for name, content in site_files(data).items():
+        key = f"{prefix}{name}"
+        client.put_object(Bucket=bucket, Key=key, Body=content.encode("utf-8"),
+                          ContentType=CONTENT_TYPES[Path(name).suffix], CacheControl="max-age=60")
+        keys.append(key)
+    return {"state": data["state"], "targets": len(data["targets"]), "incidents": len(data["incidents"]),
+            "keys": keys}
