@@ -85,5 +85,5 @@ def test_store_json_fields(recorded, capsys):
 
 
 def test_diagnose_json_fields(capsys):
-    facts = str(ROOT / "tests" / "events" / "facts" / "backend_stopped.json")
+    facts = str(ROOT / "tests" / "events" / "facts" / "classic" / "backend_stopped.json")
     assert keys(["diagnose", "--facts", facts, "--json"], capsys) == DOCS["diagnose --facts FILE --json"]
