@@ -53,6 +53,12 @@ EXPECTED = {
         "7:35: targets[0].alerting.failure_threshold: must be from 1 to 100 (got 0)",
     ],
     "invalid-yaml.yaml": ["4:1: not valid YAML: expected ',' or ']', but got '<stream end>'"],
+    "invalid-local-path.yaml": [
+        "2:12: settings.db_path: must be a file path of letters, digits and . _ / + - ~, absolute or relative to "
+        "this file (got 'state dir/gw.db')",
+        "9:18: targets[1].tls_ca_file: must be a file path of letters, digits and . _ / + - ~, absolute or relative "
+        "to this file (got '$(cat /etc/shadow)')",
+    ],
     "invalid-empty.yaml": ["1:10: targets: must list at least one target"],
     "invalid-instance.yaml": [
         "6:20: targets[0].host.instance_id: must be an EC2 or managed instance id like i-0123456789abcdef0 or "

@@ -11,7 +11,7 @@ import json
 import sys
 from typing import Any
 
-from gatewatch.cli.output import examples
+from gatewatch.cli.output import examples, progress
 
 EXIT_OK, EXIT_DOWN, EXIT_USAGE = 0, 1, 2
 NO_LAB = ("the lab is not part of the installed package: it needs a checkout of the gatewatch repository "
@@ -132,7 +132,8 @@ def run(args) -> int:
     lab = Lab(dir=args.dir, cloudflare=cloudflare, topology=getattr(args, "topology", None))
     try:
         if action == "up":
-            status = lab.up(wait_s=args.wait)
+            with progress("bringing the lab up (nginx, the backend, the database, the edge)"):
+                status = lab.up(wait_s=args.wait)
             _out(args.json, status, _status_text(status, headline="lab is up"))
             return EXIT_OK
         if action == "down":

@@ -363,6 +363,15 @@ def _check_argv_template(action: str, argv: list[str], allowed: list[str] | tupl
             )
 
 
+def _check_local_path(value: str | None) -> str | None:
+    """A file on the prober's own machine (CA bundle, results store): absolute, or relative to the config file."""
+    if value is not None and not LOCAL_PATH_RE.fullmatch(value):
+        raise ValueError(
+            f"must be a file path of letters, digits and . _ / + - ~, absolute or relative to this file (got {value!r})"
+        )
+    return value
+
+
 def _check_path(value: str) -> str:
     if not PATH_RE.fullmatch(value) or "/../" in value + "/" or value.endswith("/.."):
         raise ValueError(
@@ -541,17 +550,8 @@ class Target(_Strict):
     confirm: Confirm = Field(default_factory=Confirm)
     maintenance: list[MaintenanceWindow] = Field(default_factory=list, description="silences alerts and fixes")
 
-    @field_validator("tls_ca_file")
-    @classmethod
-    def _ca_file(cls, value: str | None) -> str | None:
-        # Read by the prober on this machine (not on the host): relative paths are allowed and resolved against
-        # the config file's folder by the loader.
-        if value is not None and not LOCAL_PATH_RE.fullmatch(value):
-            raise ValueError(
-                f"must be a file path of letters, digits and . _ / + - ~, absolute or relative to this file "
-                f"(got {value!r})"
-            )
-        return value
+    # Read by the prober on this machine (not on the host): may be relative to the config file (the loader resolves it).
+    _ca_file = field_validator("tls_ca_file")(classmethod(lambda cls, v: _check_local_path(v)))
 
     @field_validator("resolve_to")
     @classmethod
@@ -586,15 +586,7 @@ class Settings(_Strict):
     env_prefix: str = Field(default=envrefs.DEFAULT_PREFIX, description="${VAR} expands only names with this prefix")
     env_allow: list[str] = Field(default_factory=list, description="other ${VAR} names that may be expanded")
 
-    @field_validator("db_path")
-    @classmethod
-    def _db_path(cls, value: str | None) -> str | None:
-        if value is not None and not LOCAL_PATH_RE.fullmatch(value):
-            raise ValueError(
-                f"must be a file path of letters, digits and . _ / + - ~, absolute or relative to this file "
-                f"(got {value!r})"
-            )
-        return value
+    _db_path = field_validator("db_path")(classmethod(lambda cls, v: _check_local_path(v)))
 
     _prefix = field_validator("env_prefix")(classmethod(lambda cls, v: envrefs.check_prefix(v)))
     _allow = field_validator("env_allow")(classmethod(lambda cls, v: envrefs.check_allow(v)))
