@@ -81,7 +81,7 @@ targets:
   - name: api
     url: https://api.example.test/
     host: {{instance_id: {INSTANCE}, service: api, service_manager: supervisor, backend_port: 1, nginx_port: 1,
-            nginx_error_log: /nonexistent/gatewatch/error.log}}
+            nginx_error_log: /nonexistent/gatewatch/error.log, log_roots: [/nonexistent]}}
 """)
     code = main(["check", "--config", str(cfg), "--target", "api", "--ssm", "--document", onbox, "--json"])
     report = json.loads(capsys.readouterr().out)
