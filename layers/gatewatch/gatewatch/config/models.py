@@ -126,6 +126,15 @@ class Database(_Strict):
     kind: Literal["postgresql", "mysql"] | None = Field(
         default=None, description="postgresql or mysql (MariaDB too); default from the port: 3306 is mysql"
     )
+    name: str | None = Field(default=None, description="the database the app uses (the handshake asks for it)")
+    user: str | None = Field(default=None, description="the user the app connects as (no password is ever sent)")
+
+    @field_validator("name", "user")
+    @classmethod
+    def _db_word(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_.$-]{1,63}", value):
+            raise ValueError(f"must be 1 to 63 letters, digits and _ . $ - (got {value!r})")
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -313,6 +322,13 @@ class Host(_Strict):
     @classmethod
     def _extra_paths(cls, value: list[str]) -> list[str]:
         return [_check_path(v) for v in value]
+
+    @field_validator("backend_socket")
+    @classmethod
+    def _backend_socket(cls, value: str | None) -> str | None:
+        if value is not None and len(_check_path(value)) > 107:
+            raise ValueError(f"a unix socket path has at most 107 characters (got {len(value)})")
+        return value
 
     @model_validator(mode="after")
     def _where(self) -> Host:
