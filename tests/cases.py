@@ -148,18 +148,19 @@ def _cases() -> dict[str, tuple[dict, str, str]]:
 
 
 def _recorded() -> dict[str, tuple[dict, str, str]]:
-    """Facts the lab recorded for real (``make record-facts``), each with its fault's expected category."""
+    """Facts the lab recorded for real on each topology (``make record-facts``): tests/events/facts/<topology>/
+    <fault>.json, each with its fault's expected category."""
     import json
     from pathlib import Path
 
     from lab.faults import FAULTS
 
     cases = {}
-    for path in sorted((Path(__file__).parent / "events" / "facts").glob("*.json")):
+    for path in sorted((Path(__file__).parent / "events" / "facts").glob("*/*.json")):
         fault = FAULTS.get(path.stem)
         expect = fault.expect if fault else ("healthy" if path.stem in ("baseline", "healthy") else None)
         if expect is not None:
-            cases[f"lab_{path.stem}"] = (json.loads(path.read_text()), None, expect)
+            cases[f"lab_{path.parent.name}_{path.stem}"] = (json.loads(path.read_text()), None, expect)
     return cases
 
 

@@ -18,6 +18,7 @@ from gatewatch.tree import diagnose
 from gatewatch.tree.evidence import signature_for
 
 FACTS = sorted(Path(__file__).resolve().parents[1].joinpath("events", "facts").rglob("*.json"))
+CLASSIC = Path(__file__).resolve().parents[1].joinpath("events", "facts", "classic")  # the classic topology's run
 PLACEHOLDER = re.compile(r"(^|[\s(:=])\?([\s).,]|$)|\bNone\b|\{\.\.\.\}|\{[a-z_]+\}")
 
 
@@ -25,7 +26,7 @@ def _load(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-@pytest.mark.parametrize("path", FACTS, ids=[p.stem for p in FACTS])
+@pytest.mark.parametrize("path", FACTS, ids=[f"{p.parent.name}:{p.stem}" for p in FACTS])
 def test_every_recorded_lab_document_renders_a_trustworthy_notification(path):
     facts = _load(path)
     verdict = diagnose(facts)
@@ -50,7 +51,7 @@ def test_every_recorded_lab_document_renders_a_trustworthy_notification(path):
 
 
 def test_tls_verify_error_is_not_filled_with_an_http_error():
-    facts = _load(FACTS[0].parent / "backend_hung.json")
+    facts = _load(CLASSIC / "backend_hung.json")
     verdict = diagnose(facts)
     assert all(e["fact"] != "tls_verify_error" or "HTTP" not in str(e["value"]) for e in verdict["evidence"])
     assert not [e for e in verdict["evidence"] if e["fact"] == "cf_code" and e["value"] == "none"]
@@ -58,7 +59,7 @@ def test_tls_verify_error_is_not_filled_with_an_http_error():
 
 def test_hung_backend_quotes_the_timeout_not_an_older_connection_refused():
     """The reproduced case: a refused line 30 s earlier was quoted for a hung backend."""
-    facts = copy.deepcopy(_load(FACTS[0].parent / "backend_hung.json"))
+    facts = copy.deepcopy(_load(CLASSIC / "backend_hung.json"))
     refused = ("2026/11/25 14:17:27 [error] 32443#32443: *20 connect() failed (111: Connection refused) while "
                'connecting to upstream, upstream: "http://127.0.0.1:8000/api/v1/auth/demo-login"')
     nginx = facts["onbox"]["nginx"]
@@ -77,7 +78,7 @@ def test_hung_backend_quotes_the_timeout_not_an_older_connection_refused():
 
 
 def test_signature_falls_back_to_the_primary_and_is_empty_without_a_log():
-    facts = _load(FACTS[0].parent / "nginx_config_broken.json")
+    facts = _load(CLASSIC / "nginx_config_broken.json")
     assert signature_for(facts, "proxy_config_invalid")["signature"] == "other"
     assert signature_for({}, "backend_down") == {}
 

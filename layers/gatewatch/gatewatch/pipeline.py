@@ -95,6 +95,19 @@ def collect_facts(target: Target, outside: dict[str, Any], runner: CommandRunner
                        openapi_paths=routes)
 
 
+def notification_data(config: Config, target: str, incident_id: str | None, data: dict) -> dict:
+    """The structured part every channel may use: the target's URL and the incident's link, then ``data``."""
+    out: dict[str, Any] = {}
+    try:
+        out["url"] = config.target(target).url
+    except KeyError:
+        pass
+    template = config.notifications.dashboard_url
+    if template and incident_id:
+        out["dashboard_url"] = template.replace("{incident_id}", incident_id).replace("{target}", target)
+    return out | data
+
+
 class Pipeline:
     def __init__(
         self,
@@ -120,6 +133,9 @@ class Pipeline:
     # -- one round -------------------------------------------------------------------------------------------
     def run_once(self, targets: list[Target] | None = None) -> list[RoundReport]:
         targets = targets or list(self.config.targets)
+        retry = getattr(self.notifier, "retry_pending", None)
+        if retry is not None:  # deliveries that failed on an earlier round (gatewatch.notify.dispatch)
+            retry()
         results = probe_targets(targets, concurrency=self.config.settings.concurrency, clock=self.clock,
                                 resolver=self.resolver)
         return [self.handle_result(t, r.to_dict()) for t, r in zip(targets, results, strict=True)]
@@ -218,7 +234,7 @@ class Pipeline:
             return
 
         self.notifier.send(Notification(kind=kind, target=target, incident_id=incident_id, subject=subject,
-                                        text=text, data=data))
+                                        text=text, data=notification_data(self.config, target, incident_id, data)))
 
 
 class Remediator:

@@ -102,6 +102,32 @@ class ClaimRecord:
         return asdict(self)
 
 
+@dataclass
+class NotificationRecord:
+    """One notification on one channel and every attempt at it (gatewatch.notify.dispatch).
+
+    ``status``: delivered | pending (failed, retried on a later round from ``next_at``) | failed (gave up, or the
+    receiver refused it for good). ``notification`` is the whole notification, so a later round can resend it.
+    """
+
+    id: str
+    target: str
+    channel: str
+    event: str  # the notification's kind: opened, diagnosed, resolved, reminder, certificate, ...
+    first_at: str
+    incident_id: str | None = None
+    subject: str | None = None
+    status: str = "pending"
+    attempts: int = 0
+    last_at: str | None = None
+    next_at: str | None = None
+    detail: str | None = None  # the last error, or the receiver's message id
+    notification: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 def dumps(value: Any) -> str:
     """One JSON serialisation for every adapter, so stored documents compare equal across them."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
@@ -186,6 +212,16 @@ class ResultsStore(abc.ABC):
     def update_claim(self, key: str, detail: dict[str, Any]) -> None:
         """Replace the detail of an existing claim (its outcome); StoreError when there is no such claim."""
         raise NotImplementedError(f"{type(self).__name__} has no update_claim")
+
+    # Notification attempts (gatewatch.notify.dispatch). Not abstract, like the leases above.
+    def put_notification(self, record: NotificationRecord) -> None:
+        """Create or replace the record with ``record.id``."""
+        raise NotImplementedError(f"{type(self).__name__} has no put_notification")
+
+    def list_notifications(self, target: str | None = None, incident_id: str | None = None,
+                           pending_only: bool = False, limit: int = 50) -> list[NotificationRecord]:
+        """Newest first (by ``first_at``)."""
+        raise NotImplementedError(f"{type(self).__name__} has no list_notifications")
 
     def close(self) -> None:  # noqa: B027 - optional for adapters without resources
         """Release connections."""

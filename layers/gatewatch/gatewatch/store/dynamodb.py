@@ -22,6 +22,7 @@ from gatewatch.store.base import (
     ClaimRecord,
     Incident,
     LockRecord,
+    NotificationRecord,
     ProbeRecord,
     ResultsStore,
     TargetState,
@@ -388,3 +389,38 @@ class DynamoDBStore(ResultsStore):
             )
         except ConflictError:
             raise StoreError(f"no claim {key}") from None
+
+    # -- notification attempts (gatewatch.notify.dispatch) ---------------------------------------------------
+    # GSI2 partition "NOTIFY#pending" holds only the deliveries still to retry, so a round reads just those.
+    def put_notification(self, record: NotificationRecord) -> None:
+        when = f"{record.first_at}#{record.id}"
+        self._put({
+            **record.to_dict(),
+            "PK": f"NOTIFY#{record.id}", "SK": "NOTIFY",
+            "GSI1PK": f"TARGET#{record.target}", "GSI1SK": f"NOTIFY#{when}",
+            "GSI2PK": "NOTIFY#pending" if record.status == "pending" else "NOTIFY", "GSI2SK": when,
+            "kind": "notification", "expires_at": int(time.time()) + self.probe_ttl_days * 86_400,
+        })
+
+    def list_notifications(self, target: str | None = None, incident_id: str | None = None,
+                           pending_only: bool = False, limit: int = 50) -> list[NotificationRecord]:
+        if limit <= 0:
+            return []
+
+        def keep(item: dict[str, Any]) -> bool:
+            return ((incident_id is None or item.get("incident_id") == incident_id)
+                    and (target is None or item.get("target") == target)
+                    and (not pending_only or item.get("status") == "pending"))
+
+        if pending_only:
+            items = self._query("GSI2PK", "NOTIFY#pending", index=GSI_BY_KIND, newest_first=True, limit=limit,
+                                keep=keep)
+        elif target:
+            items = self._query("GSI1PK", f"TARGET#{target}", "NOTIFY#", index=GSI_BY_TARGET, newest_first=True,
+                                limit=limit, keep=keep)
+        else:
+            items = self._query("GSI2PK", "NOTIFY", index=GSI_BY_KIND, newest_first=True, limit=limit, keep=keep)
+            items += self._query("GSI2PK", "NOTIFY#pending", index=GSI_BY_KIND, newest_first=True, limit=limit,
+                                 keep=keep)
+            items = sorted(items, key=lambda i: i.get("GSI2SK", ""), reverse=True)[:limit]
+        return [NotificationRecord(**_fields_of(NotificationRecord, i)) for i in items]
