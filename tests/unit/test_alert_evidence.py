@@ -19,6 +19,7 @@ from gatewatch.tree.evidence import signature_for
 
 FACTS = sorted(Path(__file__).resolve().parents[1].joinpath("events", "facts").rglob("*.json"))
 CLASSIC = Path(__file__).resolve().parents[1].joinpath("events", "facts", "classic")  # the classic topology's run
+CLASSIC = Path(__file__).resolve().parents[1] / "events" / "facts" / "classic"
 PLACEHOLDER = re.compile(r"(^|[\s(:=])\?([\s).,]|$)|\bNone\b|\{\.\.\.\}|\{[a-z_]+\}")
 
 
@@ -88,3 +89,18 @@ def test_subject_cuts_between_words_and_spells_unicode_in_ascii():
     assert len(s) <= SUBJECT_LIMIT and s.endswith("...") and s.isascii()
     assert s.startswith("[gatewatch] DOWN api backend_hung: word word")
     assert not s[:-3].endswith(" ") and "wor..." not in s
+
+
+def test_outside_only_5xx_with_healthy_health_is_endpoint_error_with_steps_from_the_response():
+    """The reproduced case: it was `unknown (low)` with the single step 'configure the host section'."""
+    from tests.cases import CASES
+
+    verdict = diagnose(CASES["outside_500_health_ok"][0])
+    assert verdict["category"] == "endpoint_error" and verdict["confidence"] == "medium"
+    steps = " ".join(verdict["next_steps"])
+    assert "curl -si -X POST https://backend.example.com/api/v1/auth/demo-login" in steps
+    assert '"<h1>Internal Server Error</h1> \\xe9\\x07"' in steps  # escaped: no control byte, no raw non-ASCII
+    assert "8a1b2c3d4e5f-LHR" in steps and "nginx/1.22.1" in verdict["explanation"]
+    assert "could not be asked: is the backend process running" in verdict["explanation"]
+    labels = [d["label"] for d in verdict["deciding"]]
+    assert labels[:4] == ["What the outside sees", "Server header", "Cloudflare ray", "Health endpoint"]

@@ -36,7 +36,7 @@ def receiver():
 
 
 def lab_notification(kind: str = "diagnosed") -> Notification:
-    facts = json.loads((EVENTS / "facts" / "backend_hung.json").read_text())
+    facts = json.loads((EVENTS / "facts" / "classic" / "backend_hung.json").read_text())
     verdict = diagnose(facts)
     subject, text = incident_opened("lab-api-20261125T141751Z", "lab-api", facts["outside"], verdict)
     return Notification(kind=kind, target="lab-api", incident_id="lab-api-20261125T141751Z", subject=subject,
