@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := nginx postgresql iptables nftables iproute2 curl openssl procps
+# the browser tests (tests/browser): Debian's chromium driven by Selenium through chromium-driver
+APT_PACKAGES += chromium chromium-driver
 STAMP := $(VENV)/.installed
 
 .PHONY: setup system-packages venv test test-unit test-lab lint demo probe-demo bench clean

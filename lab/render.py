@@ -200,6 +200,7 @@ def targets_doc(paths: LabPaths, netns: str, url_path: str = LOGIN_PATH, edge_po
                     "nginx_conf": str(paths.nginx_conf),
                     "nginx_error_log": str(paths.nginx_error_log),
                     "app_log": str(paths.app_log),
+                    "log_roots": [str(paths.root)],
                     "database": {"host": "127.0.0.1", "port": DB_PORT},
                 },
                 # The lab is for trying things: no cooldown, so faults can be injected and fixed back to back.

@@ -75,6 +75,7 @@ targets:
       backend_port: {backend_port}
       nginx_port: 1
       nginx_error_log: /nonexistent/gatewatch/error.log
+      log_roots: [/nonexistent]
 """)
 
 
@@ -126,7 +127,7 @@ def test_probe_tick_to_verdict_notification_and_metrics(deployed, capsys):
 
     # the notification reached the topic's subscriber
     [message] = deployed.queue.read(expect=1)
-    assert message["Subject"].startswith("[gatewatch] DOWN api:")
+    assert message["Subject"].startswith("[gatewatch] DOWN api ")
     assert "What the outside sees: POST" in message["Message"] and incident.verdict["title"] in message["Message"]
 
     # metrics as CloudWatch EMF on stdout: two per target plus the global ones

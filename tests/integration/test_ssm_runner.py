@@ -71,7 +71,7 @@ def test_the_generated_onbox_document_runs_the_real_checks_with_our_params(ssm, 
     target = Target(name="api", url="https://api.example.test/health",
                     host={"instance_id": INSTANCE, "service": "api", "service_manager": "supervisor",
                           "backend_port": health_server, "nginx_port": 1,
-                          "nginx_error_log": "/nonexistent/gatewatch/error.log"})
+                          "nginx_error_log": "/nonexistent/gatewatch/error.log", "log_roots": ["/nonexistent"]})
     result = runner(ssm, onbox).run_onbox(target.host, onbox_params(target), timeout_s=60)
 
     assert isinstance(result, SSMRunResult) and result.status == SUCCESS, (result.error, result.stderr)

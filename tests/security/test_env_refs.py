@@ -172,8 +172,13 @@ def test_a_url_variable_cannot_point_the_probe_at_the_metadata_service():
 @mock_aws
 def test_lambda_path_targets_from_parameter_store_never_send_credentials(creds, recorder):
     """The ProbeFunction's own loader (runtime.load_targets, moto SSM) with the Lambda's credentials set."""
+    from aws_lambda_powertools.utilities import parameters
+    from aws_lambda_powertools.utilities.parameters import base
+
     from gatewatch.aws import runtime
 
+    parameters.clear_caches()
+    base.DEFAULT_PROVIDERS.clear()  # a provider from an earlier test holds a client for another region
     ssm = boto3.client("ssm", region_name="eu-west-1")
     text = _config(recorder.url("/"), headers="{X-Debug: '${AWS_SECRET_ACCESS_KEY}', X-Tok: '${AWS_SESSION_TOKEN}'}")
     ssm.put_parameter(Name="/gw/targets", Value=text, Type="SecureString")

@@ -32,6 +32,7 @@ targets:
       nginx_conf: {d}/nginx.conf
       nginx_prefix: {d}
       nginx_error_log: {d}/error.log
+      log_roots: [{d}]
       database: {{host: 127.0.0.1, port: {db}}}
   - name: nohost
     url: https://api.example.com/

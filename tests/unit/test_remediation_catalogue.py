@@ -235,6 +235,7 @@ def test_supervisor_without_a_config_path_drops_the_optional_group():
 def test_command_templates_fill_placeholders_as_whole_argv_elements():
     host = make_target(host={
         "local": True, "service": "app", "service_manager": "command",
+        "allowed_programs": ["/usr/local/bin/appctl"],
         "commands": {"restart_backend": ["/usr/local/bin/appctl", "restart", "{service}", "--port={backend_port}"]},
     }).host
     assert commands_for("restart_backend", host) == ["/usr/local/bin/appctl", "restart", "app", "--port=8000"]
@@ -267,7 +268,7 @@ def test_a_missing_service_is_refused_by_the_host_guard(store, clock):
 def test_command_templates_only_run_through_the_local_runner(store, clock):
     target = make_target(host={
         "instance_id": "i-0123456789abcdef0", "service": "app", "service_manager": "command",
-        "commands": {"restart_backend": ["appctl", "restart"]},
+        "allowed_programs": ["appctl"], "commands": {"restart_backend": ["appctl", "restart"]},
     })
     d = decide(store, clock, "backend_down", "restart_backend", target=target)
     assert (d.allowed, d.guard) == (False, "runner")
@@ -299,17 +300,17 @@ HOSTILE = [
      "(got '/etc/../root/x.conf')"),
     ({"service_manager": "command", "commands": {"restart_backend": ["sh", "-c", "reboot"]}},
      "targets[0].host.commands: restart_backend: 'sh' would bring a shell back; name the program to run directly"),
-    ({"service_manager": "command", "commands": {"restart_backend": ["appctl", "restart; reboot"]}},
+    ({"service_manager": "command", "commands": {"restart_backend": ["systemctl", "restart; reboot"]}},
      "targets[0].host.commands: restart_backend: argument 'restart; reboot' has characters outside letters, "
      "digits and _ . / : = @ % + , - (no spaces, quotes or shell syntax: each argv element is passed as is, "
      "without a shell)"),
-    ({"service_manager": "command", "commands": {"restart_backend": ["appctl", "{home}"]}},
+    ({"service_manager": "command", "commands": {"restart_backend": ["systemctl", "{home}"]}},
      "targets[0].host.commands: restart_backend: unknown placeholder {home} in '{home}'; allowed: {service}, "
      "{proxy_service}, {supervisor_config}, {backend_port}, {nginx_port}"),
     ({"service_manager": "command", "commands": {"restart_backend": ["-rf"]}},
      "targets[0].host.commands: restart_backend: the program must be a bare name or an absolute path of letters, "
      "digits and . _ / + - (got '-rf')"),
-    ({"service": "app", "commands": {"restart_backend": ["appctl"]}},
+    ({"service": "app", "commands": {"restart_backend": ["systemctl"]}},
      "targets[0].host: commands applies to service_manager: command only"),
 ]
 

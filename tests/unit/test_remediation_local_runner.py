@@ -28,6 +28,7 @@ def lab(tmp_path: Path, conf: str = GOOD_CONF, **commands):
     host = {
         "local": True, "service": "app", "service_manager": "command", "nginx_bin": NGINX,
         "nginx_prefix": str(tmp_path), "nginx_conf": str(tmp_path / "conf" / "nginx.conf"),
+        "allowed_programs": ["echo", "touch"],
         "commands": {"restart_backend": ["echo", "restarted", "{service}"],
                      "start_proxy": ["echo", "started", "{proxy_service}"], **commands},
     }

@@ -114,7 +114,30 @@ def test_probes_recorded_in_the_same_millisecond_keep_their_order(store):
     assert [p.result["n"] for p in store.history("api")] == [2, 1, 0]
 
 
+def test_probes_between_is_oldest_first_in_the_window_without_results(store):
+    for i in range(5):
+        store.record_probe(probe("api", f"2026-01-01T00:0{i}:00.000Z", "up" if i != 2 else "down", n=i))
+    store.record_probe(probe("web", "2026-01-01T00:02:00.000Z", n=99))
+    window = store.probes_between("api", "2026-01-01T00:01:00.000Z", "2026-01-01T00:04:00.000Z")
+    assert [p.at for p in window] == ["2026-01-01T00:01:00.000Z", "2026-01-01T00:02:00.000Z",
+                                      "2026-01-01T00:03:00.000Z"]  # since inclusive, until exclusive
+    assert [p.status for p in window] == ["up", "down", "up"] and window[1].reason == "connect_refused"
+    assert all(p.target == "api" and p.result == {} and p.total_ms == 12.5 for p in window)
+    assert len(store.probes_between("api", "2026-01-01T00:03:00.000Z")) == 2  # open-ended
+    assert store.probes_between("nobody", "2026-01-01T00:00:00.000Z") == []
+
+
 # -- target state -------------------------------------------------------------------------------------------------
+def test_list_states_returns_every_target_by_name(store):
+    assert store.list_states() == []
+    store.put_state(TargetState("web", "DOWN", 2, 0, "web-1", "2026-01-01T00:01:00.000Z"), 0)
+    store.put_state(TargetState("api", updated_at="2026-01-01T00:00:00.000Z"), 0)
+    store.put_state(TargetState("api", consecutive_successes=3), 1)
+    states = store.list_states()
+    assert [(s.target, s.status, s.version) for s in states] == [("api", "UP", 2), ("web", "DOWN", 1)]
+    assert states[0].consecutive_successes == 3 and states[1].incident_id == "web-1"
+
+
 def test_state_create_update_and_conflicts(store):
     assert store.get_state("api") is None
     first = store.put_state(TargetState("api", consecutive_failures=1, updated_at="2026-01-01T00:00:00.000Z"), 0)

@@ -7,10 +7,10 @@ FactsFunction hands it the SSM invocation the state machine polled. How the run 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from gatewatch import safejson
 from gatewatch.clock import Clock
 from gatewatch.runner.base import (
     CANCELLED,
@@ -60,11 +60,16 @@ def run_from_invocation(invocation: dict[str, Any] | None) -> RunResult | None:
     )
 
 
+# The on-box report: SSM keeps 24,000 characters; the local runner more. Its nesting is shallow by design.
+REPORT_MAX_BYTES = 4 * 1024 * 1024
+REPORT_MAX_DEPTH = 32
+
+
 def parse_report(stdout: str) -> dict[str, Any] | None:
     """The on-box JSON report, or None when stdout is not one (truncated, empty, an error page)."""
     try:
-        doc = json.loads(stdout)
-    except (TypeError, ValueError):
+        doc = safejson.loads(stdout, max_bytes=REPORT_MAX_BYTES, max_depth=REPORT_MAX_DEPTH)
+    except (TypeError, ValueError):  # JsonError is a ValueError: too large, too deep or not JSON
         return None
     return doc if isinstance(doc, dict) and "schema" in doc and "meta" in doc else None
 

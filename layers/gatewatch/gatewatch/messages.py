@@ -11,44 +11,56 @@ from typing import Any
 SUBJECT_LIMIT = 100
 
 
-def _subject(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= SUBJECT_LIMIT else text[: SUBJECT_LIMIT - 3] + "..."
+def ascii_text(text: str) -> str:
+    """Plain ASCII (SNS subjects, some pagers): accents dropped, arrows and ellipses spelled, the rest removed."""
+    import unicodedata
+
+    text = str(text).replace("\u2026", "...").replace("\u2192", "->").replace("\u2014", "-").replace("\u2013", "-")
+    text = text.replace("\u2018", "'").replace("\u2019", "'").replace("\u201c", '"').replace("\u201d", '"')
+    flat = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return "".join(c for c in flat if 32 <= ord(c) < 127 or c in "\n\t")
+
+
+def _subject(text: str, limit: int = SUBJECT_LIMIT) -> str:
+    """One line of ASCII, at most ``limit`` characters, cut between words (with '...') when it is longer."""
+    text = " ".join(ascii_text(text).split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 3]
+    if " " in cut and not text[limit - 3].isspace():
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,;:-") + "..."
+
+
+def subject_line(state: str, target: str, category: str | None, title: str | None = None) -> str:
+    """``[gatewatch] DOWN api backend_down: the backend service api is not running`` (whole words, <=100)."""
+    title = str(title or "")
+    if title.startswith(f"{target}: "):
+        title = title[len(target) + 2:]
+    head = f"[gatewatch] {state} {target} {category or 'unknown'}"
+    return _subject(f"{head}: {title}" if title else head)
 
 
 def outside_summary(outside: dict[str, Any]) -> str:
-    probe = outside.get("probe") or {}
-    http = probe.get("http") or {}
-    timings = probe.get("timings_ms") or {}
-    bits = [f"{probe.get('method', 'GET')} {probe.get('url', '?')}"]
-    if http.get("status"):
-        bits.append(f"answered {http['status']}")
-    if probe.get("reason"):
-        bits.append(f"reason {probe['reason']} in phase {probe.get('phase')}")
-    if probe.get("error"):
-        bits.append(f"({probe['error']})")
-    cf = probe.get("cloudflare") or {}
-    if cf.get("code"):
-        bits.append(f"Cloudflare {cf['code']}: {cf.get('meaning')}")
-    if timings.get("total") is not None:
-        bits.append(f"after {timings['total']:.0f} ms")
-    attempts = outside.get("attempts") or []
-    if len(attempts) > 1:
-        bits.append(f"confirmed over {len(attempts)} attempts")
-    return " ".join(bits)
+    from gatewatch.tree.evidence import describe_outside
+
+    return describe_outside(outside)
 
 
-def _evidence_lines(verdict: dict[str, Any], limit: int = 12) -> list[str]:
-    lines = []
-    for item in verdict.get("evidence") or []:
-        value = item.get("quote") or item.get("value")
-        if value in (None, "", "unknown", [], {}):
-            continue
-        text = value if isinstance(value, str) else repr(value)
-        lines.append(f"  - {item.get('fact')}: {text[:300]}")
-        if len(lines) >= limit:
-            break
-    return lines
+def evidence_lines(verdict: dict[str, Any]) -> list[str]:
+    """The facts that decided, each once, outside first and the deciding log line last."""
+    decided = verdict.get("deciding")
+    if decided is None:  # a verdict stored before ``deciding`` existed: its evidence, once per fact, no blanks
+        from gatewatch.tree.evidence import _present
+
+        decided, seen = [], set()
+        for item in verdict.get("evidence") or []:
+            value = item.get("quote") or item.get("value")
+            if item.get("fact") in seen or not _present(value):
+                continue
+            seen.add(item.get("fact"))
+            decided.append({"label": item.get("fact"), "text": str(value)})
+    return [f"  - {d['label']}: {str(d['text'])[:500]}" for d in decided]
 
 
 def remediation_lines(remediation: dict[str, Any] | None) -> list[str]:
@@ -66,20 +78,18 @@ def remediation_lines(remediation: dict[str, Any] | None) -> list[str]:
 
 def incident_opened(incident_id: str, target: str, outside: dict[str, Any], verdict: dict[str, Any],
                     remediation: dict[str, Any] | None = None) -> tuple[str, str]:
-    subject = _subject(f"[gatewatch] DOWN {target}: {verdict.get('category')} - {verdict.get('title')}")
+    subject = subject_line("DOWN", target, verdict.get("category"), verdict.get("title"))
     lines = [
         f"{target} is DOWN (incident {incident_id}).",
-        "",
-        f"What the outside sees: {outside_summary(outside)}",
         "",
         f"Verdict: {verdict.get('category')} ({verdict.get('confidence')} confidence)",
         f"  {verdict.get('title')}",
         "",
+        "Evidence that decided it:",
+        *evidence_lines(verdict),
+        "",
         "Why:",
         f"  {verdict.get('explanation')}",
-        "",
-        "Evidence:",
-        *_evidence_lines(verdict),
         "",
         "Path through the decision tree:",
         "  " + " -> ".join(f"{p['node']}={p['answer']}" for p in verdict.get("path") or []),
@@ -96,7 +106,7 @@ def incident_resolved(incident_id: str, target: str, duration_s: float | None, r
                       category: str | None) -> tuple[str, str]:
     took = f"{duration_s:.0f} s" if duration_s is not None else "an unknown time"
     how = "fixed automatically by gatewatch" if resolution == "auto_remediated" else "recovered"
-    subject = _subject(f"[gatewatch] RESOLVED {target} after {took} ({category or 'unknown'})")
+    subject = subject_line("RESOLVED", target, category, f"up again after {took}")
     text = (
         f"{target} is UP again: incident {incident_id} {how} after {took}.\n"
         f"The cause was diagnosed as {category or 'unknown'}.\n"

@@ -13,7 +13,7 @@ from gatewatch.clock import Clock
 from gatewatch.config.models import Config, Target
 from gatewatch.facts import build_facts, config_section, local_health_check, outside_check, run_from_invocation
 from gatewatch.incidents import resolve_auto_remediated
-from gatewatch.messages import incident_opened, outside_summary
+from gatewatch.messages import incident_opened, outside_summary, subject_line
 from gatewatch.pipeline import Pipeline, RoundReport, fetch_openapi_paths
 from gatewatch.store.base import Incident, ResultsStore
 from gatewatch.tree import derive, load_tree, verdict_from_trail
@@ -212,8 +212,9 @@ def record_outcome_step(state: dict[str, Any], store: ResultsStore, clock: Clock
         resolve_auto_remediated(store, clock, target_name, incident_id)
     subject, text = incident_opened(incident_id, target_name, state.get("outside") or {}, verdict, remediation)
     if remediation["result"] == "verified":
-        subject = f"[gatewatch] FIXED {target_name}: {verdict.get('category')} - {remediation['action']} verified"
+        subject = subject_line("FIXED", target_name, verdict.get("category"), f"{remediation['action']} verified")
     elif remediation["result"] == "escalate":
-        subject = f"[gatewatch] HUMAN NEEDED {target_name}: {remediation['action']} did not fix it"
-    return {"verdict": verdict, "notification": {"subject": subject[:100], "text": text},
+        subject = subject_line("HUMAN NEEDED", target_name, verdict.get("category"),
+                               f"{remediation['action']} did not fix it")
+    return {"verdict": verdict, "notification": {"subject": subject, "text": text},
             "remediation_candidate": False}

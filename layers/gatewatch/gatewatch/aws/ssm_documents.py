@@ -24,6 +24,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from gatewatch import hostpaths
 from gatewatch.aws.template_schema import REPO_ROOT
 
 CHECKS_SCRIPT = Path(__file__).resolve().parents[1] / "onbox" / "checks"  # the package: embedded as its zipapp
@@ -37,7 +38,7 @@ ACTIONS = ("restart_backend", "start_proxy", "reload_proxy")
 MANAGERS = ("systemd", "supervisor")
 SERVICE_OR_EMPTY_PATTERN = r"^([A-Za-z0-9_.@:][A-Za-z0-9_.@:-]{0,127})?$"
 PATH_OR_EMPTY_PATTERN = r"^(/[A-Za-z0-9._/+-]{0,1023})?$"
-NGINX_BIN_PATTERN = r"^(nginx|/[A-Za-z0-9._/+-]{1,1023})$"
+NGINX_BIN_PATTERN = hostpaths.nginx_bin_pattern()  # exactly one of hostpaths.NGINX_BINARIES
 ONBOX_TIMEOUT_S = 120
 REMEDIATION_TIMEOUT_S = 180
 
@@ -151,7 +152,7 @@ for p in "$supervisor_conf" "$nginx_conf" "$nginx_prefix"; do
   esac
 done
 case "$nginx_bin" in
-  nginx) ;; *..*|*[!A-Za-z0-9._/+-]*) refuse "unsafe nginx path" ;; /*) ;; *) refuse "nginx must be nginx or a path" ;;
+  @NGINX_BINARIES@) ;; *) refuse "nginx_bin must be one of @NGINX_BINARIES@" ;;
 esac
 nginx_test() {
   set -- -t
@@ -191,6 +192,14 @@ exit "$rc"
 """
 
 
+def _remediation_script() -> str:
+    """The script with the nginx allow-list filled in (a shell case pattern: exact strings, no globbing)."""
+    for b in hostpaths.NGINX_BINARIES:
+        if not re.fullmatch(r"[A-Za-z0-9._/-]+", b):
+            raise GenerationError(f"{b!r} cannot be a shell case pattern")
+    return REMEDIATION_SCRIPT.replace("@NGINX_BINARIES@", "|".join(hostpaths.NGINX_BINARIES))
+
+
 def remediation_document() -> dict[str, Any]:
     return {
         "schemaVersion": "2.2",
@@ -214,7 +223,7 @@ def remediation_document() -> dict[str, Any]:
                             "allowedPattern": PATH_OR_EMPTY_PATTERN, "default": ""},
         },
         "mainSteps": [
-            _linux_step("gatewatchRemediation", REMEDIATION_TIMEOUT_S, REMEDIATION_SCRIPT.rstrip("\n").split("\n"))
+            _linux_step("gatewatchRemediation", REMEDIATION_TIMEOUT_S, _remediation_script().rstrip("\n").split("\n"))
         ],
     }
 

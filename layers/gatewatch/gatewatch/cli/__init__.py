@@ -22,6 +22,9 @@ COMMAND_MODULES = (
     "gatewatch.cli.check_cmd",
     "gatewatch.cli.lab_cmd",
     "gatewatch.remediation.cli",
+    "gatewatch.cli.serve_cmd",
+    "gatewatch.cli.report_cmd",
+    "gatewatch.cli.status_page_cmd",
 )
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import sys
 
+from gatewatch import safejson
 from gatewatch.cli import EXIT_DOWN, EXIT_OK, EXIT_USAGE
 from gatewatch.config import ConfigError, load_config
+from gatewatch.facts import REPORT_MAX_BYTES, REPORT_MAX_DEPTH
 
 
 def register(sub) -> None:
@@ -46,7 +48,7 @@ def run_check(args) -> int:
         print(f"gatewatch check: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        report = json.loads(run.stdout)
+        report = safejson.loads(run.stdout, max_bytes=REPORT_MAX_BYTES, max_depth=REPORT_MAX_DEPTH)
     except ValueError:
         detail = run.error or "output is not JSON"
         print(f"gatewatch check: the on-box checks could not run ({run.status}: {detail})", file=sys.stderr)

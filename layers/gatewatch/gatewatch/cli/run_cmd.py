@@ -28,6 +28,9 @@ def register(sub) -> None:
     run.add_argument("--remediation-ceiling", choices=("off", "suggest", "auto"), default="auto",
                      help="no target may remediate beyond this mode (default auto: the targets' own modes)")
     run.add_argument("--json", action="store_true", help="print each round's reports as JSON lines")
+    run.add_argument("--metrics-port", type=int, metavar="PORT",
+                     help="serve Prometheus metrics on http://HOST:PORT/metrics while running (docs/web.md)")
+    run.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port (default 127.0.0.1)")
     run.set_defaults(func=run_pipeline)
 
     inc = sub.add_parser("incidents", help="list incidents from the store, newest first")
@@ -102,10 +105,20 @@ def run_pipeline(args) -> int:
                               stream=sys.stderr if args.json else sys.stdout)
     rounds = 0
     any_down = False
+    metrics = server = None
     try:
+        if args.metrics_port is not None:
+            from gatewatch.metrics import Metrics
+
+            metrics = Metrics()
+            server = metrics.serve(args.metrics_port, args.metrics_host)
+            print(f"metrics: http://{args.metrics_host}:{server.server_address[1]}/metrics", file=sys.stderr,
+                  flush=True)
         while True:
             started = time.monotonic()
             reports = pipeline.run_once()
+            if metrics is not None:
+                metrics.observe_round(reports, store, time.monotonic() - started)
             any_down = any(r.status == "down" for r in reports)
             for report in reports:
                 if args.json:
@@ -119,6 +132,8 @@ def run_pipeline(args) -> int:
                 break
             time.sleep(max(0.0, args.every - (time.monotonic() - started)))
     finally:
+        if server is not None:
+            server.shutdown()
         store.close()
     return EXIT_DOWN if any_down else EXIT_OK
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
+from gatewatch import safejson
 from gatewatch.cli import EXIT_DOWN, EXIT_OK, EXIT_USAGE
 
 
@@ -60,7 +61,7 @@ def run_diagnose(args) -> int:
 
     try:
         with open(args.facts, encoding="utf-8") as fh:
-            facts = json.load(fh)
+            facts = safejson.loads(fh.read(), max_bytes=16 * 1024 * 1024)
     except OSError as exc:
         print(f"gatewatch: cannot read {args.facts}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE

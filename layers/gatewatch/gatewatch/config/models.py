@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gatewatch import hostpaths
 from gatewatch.addresses import metadata_host
 from gatewatch.config import envrefs
 
@@ -35,7 +36,6 @@ RemediationAction = Literal["restart_backend", "start_proxy", "reload_proxy"]
 COMMAND_PLACEHOLDERS = ("service", "proxy_service", "supervisor_config", "backend_port", "nginx_port")
 COMMAND_ARG_RE = re.compile(r"^[A-Za-z0-9_./:=@%+,-]{1,256}$")
 PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
-SHELL_PROGRAMS = {"sh", "bash", "dash", "zsh", "ksh", "csh", "tcsh", "fish", "busybox", "env", "xargs", "eval"}
 
 Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -148,10 +148,14 @@ class Host(_Strict):
     nginx_prefix: str | None = None
     nginx_error_log: str = "/var/log/nginx/error.log"
     app_log: str | None = None
+    log_roots: list[str] = Field(default_factory=list, description="directories besides /var/log that hold logs")
     log_window_minutes: int = Field(default=15, ge=1, le=1440)
     extra_paths: list[str] = Field(default_factory=list, description="directories whose disk use matters")
     database: Database | None = None
     proxy_service: str = Field(default="nginx", description="the proxy's systemd unit / supervisor program name")
+    allowed_programs: list[str] = Field(
+        default_factory=list, description="programs host.commands may start besides the service managers"
+    )
     commands: dict[RemediationAction, list[str]] | None = Field(
         default=None, description="service_manager: command only: an argv template per remediation action"
     )
@@ -204,18 +208,47 @@ class Host(_Strict):
             )
         return value
 
-    @field_validator("commands")
+    @field_validator("allowed_programs")
     @classmethod
-    def _commands(cls, value: dict[str, list[str]] | None) -> dict[str, list[str]] | None:
-        if value is not None:
-            for action, argv in value.items():
-                _check_argv_template(action, argv)
+    def _allowed_programs(cls, value: list[str]) -> list[str]:
+        for program in value:
+            if not (re.fullmatch(r"[A-Za-z0-9._-]{1,64}", program) or PATH_RE.fullmatch(program)):
+                raise ValueError(f"{program!r} must be a bare program name or an absolute path")
+            if hostpaths.denied_program(program):
+                raise ValueError(f"{program!r} is an interpreter, shell or wrapper that would run anything")
+        return value
+
+    @field_validator("log_roots")
+    @classmethod
+    def _log_roots(cls, value: list[str]) -> list[str]:
+        for root in value:
+            _check_path(root)
+            problem = hostpaths.log_root_problem(root)
+            if problem:
+                raise ValueError(problem)
         return value
 
     @model_validator(mode="after")
     def _commands_need_manager(self) -> Host:
         if self.commands is not None and self.service_manager != "command":
             raise ValueError("commands applies to service_manager: command only")
+        return self
+
+    @field_validator("commands")
+    @classmethod
+    def _commands(cls, value: dict[str, list[str]] | None, info) -> dict[str, list[str]] | None:
+        if value is not None:
+            for action, argv in value.items():
+                _check_argv_template(action, argv, info.data.get("allowed_programs") or ())
+        return value
+
+    @model_validator(mode="after")
+    def _log_paths(self) -> Host:
+        for name in ("nginx_error_log", "app_log"):
+            value = getattr(self, name)
+            problem = value and hostpaths.log_path_problem(value, self.log_roots)
+            if problem:
+                raise ValueError(f"{name}: {problem}")
         return self
 
     @field_validator("process_match")
@@ -250,8 +283,13 @@ class Host(_Strict):
     def _paths(cls, value: str | None, info) -> str | None:
         if value is None:
             return value
-        if info.field_name == "nginx_bin" and re.fullmatch(r"[A-Za-z0-9._-]{1,64}", value):
-            return value  # a bare program name, looked up on PATH
+        if info.field_name == "nginx_bin":
+            if not hostpaths.nginx_bin_allowed(value):
+                raise ValueError(
+                    f"must be nginx (found on root's PATH) or one of {', '.join(hostpaths.NGINX_BINARIES[1:])} "
+                    f"(got {value!r}): it runs as root on the host"
+                )
+            return value
         return _check_path(value)
 
     @field_validator("extra_paths")
@@ -272,7 +310,7 @@ class Host(_Strict):
         return self
 
 
-def _check_argv_template(action: str, argv: list[str]) -> None:
+def _check_argv_template(action: str, argv: list[str], allowed: list[str] | tuple[str, ...] = ()) -> None:
     """An argv template runs without a shell: a program, then plain arguments and whole {placeholder}s."""
     if not argv or len(argv) > 32:
         raise ValueError(f"{action}: must be a list of 1 to 32 argv elements, program first")
@@ -284,9 +322,14 @@ def _check_argv_template(action: str, argv: list[str]) -> None:
             f"{action}: the program must be a bare name or an absolute path of letters, digits and . _ / + - "
             f"(got {program!r})"
         )
-    if program.rsplit("/", 1)[-1] in SHELL_PROGRAMS:
+    if hostpaths.denied_program(program):
         raise ValueError(f"{action}: {program!r} would bring a shell back; name the program to run directly")
+    problem = hostpaths.command_program_problem(program, allowed)
+    if problem:
+        raise ValueError(f"{action}: {problem}")
     for arg in argv[1:]:
+        if hostpaths.denied_program(arg):
+            raise ValueError(f"{action}: {arg!r} is an interpreter, shell or wrapper; it may not appear in argv")
         for name in PLACEHOLDER_RE.findall(arg):
             if name not in COMMAND_PLACEHOLDERS:
                 raise ValueError(
@@ -379,6 +422,8 @@ class Confirm(_Strict):
 
 class Target(_Strict):
     name: str
+    display_name: str | None = Field(default=None, min_length=1, max_length=80,
+                                     description="the name shown on the public status page (default: name)")
     url: str
     method: Method = "GET"
     headers: dict[HeaderName, HeaderValue] = Field(default_factory=dict)

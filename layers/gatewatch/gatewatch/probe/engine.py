@@ -10,14 +10,13 @@ needs the body (``body_contains`` or ``json``); otherwise reading stops at the l
 
 from __future__ import annotations
 
-import json
 import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from gatewatch import __version__
+from gatewatch import __version__, safejson
 from gatewatch.addresses import is_metadata, non_public, parse_ip
 from gatewatch.clock import Clock
 from gatewatch.probe import assertions as checks
@@ -342,9 +341,9 @@ def _json(response: Response) -> Any:
     if "json" not in ctype and response.body.lstrip()[:1] not in (b"{", b"["):
         return None
     try:
-        return json.loads(response.body)
-    except ValueError:
-        return None
+        return safejson.loads(response.body, max_bytes=max(len(response.body), 1))
+    except safejson.JsonError:
+        return None  # a json assertion then fails, naming the path as <missing>
 
 
 def _diagnostic_headers(headers: dict[str, str]) -> dict[str, str]:

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from gatewatch import hostpaths
 from gatewatch.config.models import Host
 
 
 def nginx_config_test(host: Host) -> list[str]:
+    if not hostpaths.nginx_bin_allowed(host.nginx_bin):
+        from gatewatch.remediation.commands import CommandError
+
+        raise CommandError(f"host.nginx_bin {host.nginx_bin!r} is not one of {', '.join(hostpaths.NGINX_BINARIES)}")
     argv = [host.nginx_bin, "-t"]
     if host.nginx_prefix:
         argv += ["-p", host.nginx_prefix.rstrip("/") + "/"]

@@ -10,6 +10,7 @@ import shlex
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from gatewatch import hostpaths
 from gatewatch.config.models import (
     COMMAND_ARG_RE,
     PLACEHOLDER_RE,
@@ -67,7 +68,7 @@ def commands_for(action: str, host: Host | None) -> list[str]:
         if not template:
             raise CommandError(f"host.commands has no {action} template (service_manager: command)")
         try:
-            _check_argv_template(action, list(template))
+            _check_argv_template(action, list(template), host.allowed_programs)
         except ValueError as exc:
             raise CommandError(f"host.commands.{exc}") from None
     else:
@@ -96,6 +97,8 @@ def remediation_params(action: str, host: Host) -> dict[str, Any]:
     """What a runner needs: the argv (for display; LocalRunner rebuilds it) and the fixed, validated fields, named
     as ``SSMRunner.remediation_parameters`` reads them (the SSM document takes ``action`` as a name from a fixed
     list plus these values, never an argv)."""
+    if not hostpaths.nginx_bin_allowed(host.nginx_bin):
+        raise CommandError(f"host.nginx_bin {host.nginx_bin!r} is not one of {', '.join(hostpaths.NGINX_BINARIES)}")
     return {
         "action": action,
         "argv": commands_for(action, host),

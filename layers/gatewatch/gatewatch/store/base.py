@@ -147,6 +147,16 @@ class ResultsStore(abc.ABC):
     def list_actions(self, incident_id: str | None = None, target: str | None = None) -> list[ActionRecord]:
         """Oldest first: the audit trail reads as a story."""
 
+    # Reads for the views (gatewatch.views: serve, status page, report). Not abstract, like the leases below.
+    def list_states(self) -> list[TargetState]:
+        """Every target's stored UP/DOWN state, by target name."""
+        raise NotImplementedError(f"{type(self).__name__} has no list_states")
+
+    def probes_between(self, target: str, since: str, until: str | None = None) -> list[ProbeRecord]:
+        """The target's probes with ``since <= at < until`` (ISO text), oldest first, WITHOUT their ``result``
+        document (status, reason and total_ms are what uptime and latency need; ``history`` has the rest)."""
+        raise NotImplementedError(f"{type(self).__name__} has no probes_between")
+
     # Leases and once-only claims for remediation (gatewatch.remediation). Not abstract so that an adapter written
     # before they existed still loads; every adapter used for remediation must implement all five.
     def acquire_lock(self, name: str, owner: str, now: str, expires_at: str) -> bool:

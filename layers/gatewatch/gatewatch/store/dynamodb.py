@@ -211,14 +211,41 @@ class DynamoDBStore(ResultsStore):
             items = self._query("GSI2PK", "PROBE", index=GSI_BY_KIND, newest_first=True, limit=limit)
         return [ProbeRecord(**_fields_of(ProbeRecord, i)) for i in items]
 
+    def probes_between(self, target: str, since: str, until: str | None = None) -> list[ProbeRecord]:
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "PK = :pk AND SK BETWEEN :lo AND :hi",
+            "ExpressionAttributeValues": self._values(
+                {":pk": f"TARGET#{target}", ":lo": f"PROBE#{since}", ":hi": f"PROBE#{until or '~'}"}
+            ),
+            "ProjectionExpression": "#t, #at, #s, #r, #ms",
+            "ExpressionAttributeNames": {
+                "#t": "target", "#at": "at", "#s": "status", "#r": "reason", "#ms": "total_ms",
+            },
+        }
+        records = []
+        while True:
+            out = self._call("query", **kwargs)
+            for raw in out.get("Items", []):
+                item = self._decode(raw)
+                if until is None or item.get("at", "") < until:
+                    records.append(ProbeRecord(**_fields_of(ProbeRecord, item), result={}))
+            if "LastEvaluatedKey" not in out:
+                return records
+            kwargs["ExclusiveStartKey"] = out["LastEvaluatedKey"]
+
     # -- target state ------------------------------------------------------------------------------------------
+    def list_states(self) -> list[TargetState]:
+        items = self._query("GSI2PK", "STATE", index=GSI_BY_KIND)
+        return [TargetState(**_fields_of(TargetState, i)) for i in items]
+
     def get_state(self, target: str) -> TargetState | None:
         item = self._get(f"TARGET#{target}", "STATE")
         return TargetState(**_fields_of(TargetState, item)) if item else None
 
     def put_state(self, state: TargetState, expected_version: int) -> TargetState:
         new = TargetState(**{**state.to_dict(), "version": expected_version + 1})
-        item = {**new.to_dict(), "PK": f"TARGET#{state.target}", "SK": "STATE", "kind": "state"}
+        item = {**new.to_dict(), "PK": f"TARGET#{state.target}", "SK": "STATE", "kind": "state",
+                "GSI2PK": "STATE", "GSI2SK": state.target}  # GSI2 "STATE": every target's state, for the views
         try:
             if expected_version == 0:
                 self._put(item, "attribute_not_exists(PK)")

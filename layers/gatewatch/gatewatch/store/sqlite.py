@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS probes (
     result TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS probes_by_target ON probes (target, id);
+CREATE INDEX IF NOT EXISTS probes_by_target_time ON probes (target, at);
 CREATE TABLE IF NOT EXISTS target_state (
     target TEXT PRIMARY KEY, doc TEXT NOT NULL, version INTEGER NOT NULL
 );
@@ -99,7 +100,19 @@ class SQLiteStore(ResultsStore):
         ).fetchall()
         return [ProbeRecord(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
 
+    def probes_between(self, target: str, since: str, until: str | None = None) -> list[ProbeRecord]:
+        rows = self._run(
+            "SELECT target, at, status, reason, total_ms FROM probes WHERE target = ? AND at >= ? AND at < ? "
+            "ORDER BY at, id",
+            (target, since, until or "~"),
+        ).fetchall()
+        return [ProbeRecord(r[0], r[1], r[2], r[3], r[4], {}) for r in rows]
+
     # target state
+    def list_states(self) -> list[TargetState]:
+        rows = self._run("SELECT doc, version FROM target_state ORDER BY target").fetchall()
+        return [TargetState(**{**json.loads(r[0]), "version": r[1]}) for r in rows]
+
     def get_state(self, target: str) -> TargetState | None:
         row = self._run("SELECT doc, version FROM target_state WHERE target = ?", (target,)).fetchone()
         if not row:

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from gatewatch.tree.engine import UNKNOWN_LEAF, Walk, answers_from_trail
+from gatewatch.tree.evidence import deciding, describe_outside, log_line_text, signature_for
 from gatewatch.tree.model import Tree
 from gatewatch.tree.signals import dig
 
@@ -30,21 +31,15 @@ def _http_check(check: dict[str, Any] | None) -> str:
     if not isinstance(check, dict):
         return "not checked"
     if check.get("timed_out"):
-        return f"{check.get('url', 'the request')} timed out after {check.get('latency_ms') or '?'} ms"
+        waited = f"after {check['latency_ms']:.0f} ms" if isinstance(check.get("latency_ms"), int | float) else (
+            f"({check['error']})" if check.get("error") else "without an answer")
+        return f"{check.get('url', 'the request')} timed out {waited}"
     if check.get("refused"):
         return f"{check.get('url', 'the request')} was refused"
     if check.get("status"):
         body = check.get("json") if check.get("json") is not None else check.get("body_excerpt")
         return f"{check.get('url', 'the request')} answered {check['status']} {_short(body or '', 160)}".strip()
     return f"{check.get('url', 'the request')} failed: {check.get('error') or 'no answer'}"
-
-
-def _primary(facts: dict[str, Any]) -> dict[str, Any]:
-    primary = dig(facts, "onbox.nginx.primary_signature")
-    for sig in dig(facts, "onbox.nginx.error_signatures") or []:
-        if isinstance(sig, dict) and sig.get("signature") == primary:
-            return sig
-    return {}
 
 
 def _manager_commands(host: dict[str, Any]) -> dict[str, str]:
@@ -82,6 +77,17 @@ def _manager_commands(host: dict[str, Any]) -> dict[str, str]:
         "nginx_reload_cmd": f"sudo {host.get('nginx_bin') or 'nginx'}{nginx_flags} -s reload",
         "nginx_test_cmd": nginx_test,
     }
+
+
+def _oom_words(kill: Any) -> str:
+    if not isinstance(kill, dict):
+        return _short(kill, 200)
+    who = f"PID {kill['pid']}" if kill.get("pid") else "a process"
+    if kill.get("process"):
+        who += f" ({kill['process']})"
+    when = f" at {kill['at']}" if kill.get("at") else ""
+    where = f" in memory cgroup {kill['memcg']}" if kill.get("memcg") else ""
+    return _short(f"{who} killed{when}{where}", 200)
 
 
 def nearest_route(path: str, routes: list[str]) -> str | None:
@@ -125,7 +131,8 @@ def build_context(facts: dict[str, Any], signals: dict[str, Any]) -> _Context:
         tls_subject=tls.get("subject") or "unknown",
         tls_issuer=tls.get("issuer") or "unknown",
         tls_sans=", ".join(tls.get("sans") or []) or "none",
-        tls_verify_error=tls.get("verify_error") or probe.get("error") or "unknown",
+        tls_verify_error=tls.get("verify_error") or (probe.get("error") if probe.get("phase") == "tls" else None)
+        or "unknown",
     )
     days = tls.get("days_to_expiry")
     c["days_to_expiry"] = f"{days:.1f}" if isinstance(days, int | float) else "unknown"
@@ -149,7 +156,8 @@ def build_context(facts: dict[str, Any], signals: dict[str, Any]) -> _Context:
     c.update(_manager_commands(host))
     svc = dig(facts, "onbox.service.value") or {}
     c["service_state"] = (
-        f"{svc.get('manager', '?')} state {svc.get('state') or ('running' if svc.get('running') else 'not running')}"
+        f"{svc.get('manager') or 'service manager'} state "
+        f"{svc.get('state') or ('running' if svc.get('running') else 'not running')}"
         + (f", {svc['restarts_recent']} recent restarts" if svc.get("restarts_recent") else "")
     )
     c["service_pid"] = svc.get("pid") or "PID"
@@ -174,11 +182,7 @@ def build_context(facts: dict[str, Any], signals: dict[str, Any]) -> _Context:
             targets.append(f"unix:{t['unix']}" if t.get("unix") else f"{t.get('host')}:{t.get('port')}")
     c["nginx_targets"] = ", ".join(targets) or "unknown"
     c["proxy_buffer_size"] = nginx.get("proxy_buffer_size") or "default 4k/8k"
-    sig = _primary(facts)
-    c["signature"] = sig.get("signature") or "no error-log signature"
-    c["signature_line"] = _short(sig.get("sample") or "no matching nginx error-log lines", 400)
-    c["signature_count"] = sig.get("count") or 0
-    c["signature_upstream"] = sig.get("upstream") or "unknown"
+    c.update(signature_context(facts, None))
     exc = dig(facts, "onbox.app_log.value.last_exception") or {}
     c["last_exception"] = (
         _short(exc.get("line") or f"{exc.get('type')}: {exc.get('message')}", 300) if exc else "no exception logged"
@@ -196,11 +200,15 @@ def build_context(facts: dict[str, Any], signals: dict[str, Any]) -> _Context:
         if isinstance(v, dict)
     ) or "file descriptor use unknown"
     kills = res.get("oom_kills") or []
-    c["oom_kill"] = _short(kills[-1], 200) if kills else "none recorded"
+    c["oom_kill"] = _oom_words(kills[-1]) if kills else "none recorded"
     mem = res.get("mem_available_mb")
     c["mem_available"] = f"{mem} MB" if mem is not None else "unknown"
     se = dig(facts, "onbox.selinux.value") or {}
-    c["selinux_state"] = f"mode {se.get('mode')}, httpd_can_network_connect {se.get('httpd_can_network_connect')}"
+    c["selinux_state"] = (
+        f"mode {se.get('mode') or 'unknown'}, httpd_can_network_connect "
+        f"{'unknown' if se.get('httpd_can_network_connect') is None else se['httpd_can_network_connect']}"
+        if se.get("present") or se.get("mode") else "not present"
+    )
     tcp = dig(facts, "onbox.database.value.tcp") or {}
     c["database_tcp"] = (
         f"TCP {tcp.get('host')}:{tcp.get('port')} {'reachable' if tcp.get('reachable') else 'unreachable'}"
@@ -216,23 +224,47 @@ def build_context(facts: dict[str, Any], signals: dict[str, Any]) -> _Context:
     return c
 
 
+def signature_context(facts: dict[str, Any], category: str | None) -> dict[str, Any]:
+    """The template keys about the nginx error-log line that carries ``category``'s signature."""
+    sig = signature_for(facts, category)
+    return {
+        "signature": sig.get("signature") or "no error-log signature",
+        "signature_line": _short(sig.get("line") or "no matching nginx error-log lines", 400),
+        "signature_quote": log_line_text(sig),
+        "signature_count": sig.get("count") or 0,
+        "signature_upstream": sig.get("upstream") or "unknown",
+    }
+
+
 def _quote_value(context: _Context, key: str) -> Any:
     return context[key]
 
 
 def render(tree: Tree, run: Walk, facts: dict[str, Any], signals: dict[str, Any]) -> dict[str, Any]:
-    """The verdict document (docs/data-model.md) for a finished walk."""
+    """The verdict document (docs/data-model.md) for a finished walk.
+
+    ``evidence`` lists every fact the walk looked at, in tree order, each key once; ``deciding`` is the short
+    list a notification leads with (gatewatch.tree.evidence).
+    """
     context = build_context(facts, signals)
+    leaf = tree.leaves.get(run.leaf) if run.leaf != UNKNOWN_LEAF else None
+    if leaf is not None:
+        context.update(signature_context(facts, leaf.category))
     path = []
     evidence = []
+    seen: set[str] = set()
     answers = run.answers if len(run.answers) == len(run.trail) else answers_from_trail(tree, run.trail, run.leaf)
     for node_id, answer in zip(run.trail, answers, strict=False):
         node = tree.nodes[node_id]
         path.append({"node": node_id, "question": node.question, "answer": "yes" if answer else "no"})
-        evidence.append({"fact": node.signal, "value": signals.get(node.signal), "quote": None, "node": node_id})
-        for key in node.quote:
-            evidence.append({"fact": key, "value": _quote_value(context, key), "quote": None, "node": node_id})
-    if run.leaf == UNKNOWN_LEAF or run.leaf not in tree.leaves:
+        for key, value in ((node.signal, signals.get(node.signal)),
+                           *((k, _quote_value(context, k)) for k in node.quote)):
+            if key in seen:
+                continue
+            seen.add(key)
+            evidence.append({"fact": key, "value": value, "quote": None, "node": node_id})
+    decided = deciding(tree, path, leaf, context, describe_outside(dig(facts, "outside") or {}))
+    if leaf is None:
         return {
             "category": "unknown",
             "title": f"{context['target']}: the diagnosis could not finish",
@@ -241,12 +273,12 @@ def render(tree: Tree, run: Walk, facts: dict[str, Any], signals: dict[str, Any]
             "leaf": UNKNOWN_LEAF,
             "path": path,
             "evidence": evidence,
+            "deciding": decided,
             "next_steps": ["Run `gatewatch check` on the host and read the report."],
             "never_automate": [],
             "remediation": None,
             "error": run.error,
         }
-    leaf = tree.leaves[run.leaf]
     sample = context["signature_line"]
     if sample and sample != "no matching nginx error-log lines":
         for item in evidence:
@@ -260,6 +292,7 @@ def render(tree: Tree, run: Walk, facts: dict[str, Any], signals: dict[str, Any]
         "leaf": leaf.id,
         "path": path,
         "evidence": evidence,
+        "deciding": decided,
         "next_steps": [step.format_map(context) for step in leaf.next_steps],
         "never_automate": [],
         "remediation": leaf.remediation,

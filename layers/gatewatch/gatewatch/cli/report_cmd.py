@@ -1,0 +1,45 @@
+"""``gatewatch report``: uptime, incidents, time to detect/verdict/recover, auto-remediated share, root causes."""
+
+from __future__ import annotations
+
+import sys
+
+from gatewatch.cli import EXIT_OK, EXIT_USAGE
+from gatewatch.cli.run_cmd import _db_arg, _store
+
+
+def register(sub) -> None:
+    p = sub.add_parser("report", help="uptime and incident report per target and for the fleet")
+    _db_arg(p, table=True)
+    p.add_argument("--since", default="30d", help="window ending now: 30d, 7d, 24h, 2w (default 30d)")
+    p.add_argument("--format", choices=("text", "markdown", "json", "csv"), default="text")
+    p.add_argument("--config", help="targets YAML: also report configured targets that were never probed")
+    p.set_defaults(func=run_report)
+
+
+def run_report(args) -> int:
+    from datetime import UTC, datetime
+
+    from gatewatch.cli.serve_cmd import configured_names
+    from gatewatch.config import ConfigError
+    from gatewatch.views import build_report, parse_window, render_report
+
+    try:
+        window = parse_window(args.since)
+    except ValueError as exc:
+        print(f"gatewatch report: --since: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        names = configured_names(args.config)
+    except ConfigError as exc:
+        print(exc.render(), file=sys.stderr)
+        return EXIT_USAGE
+    store = _store(args)
+    if store is None:
+        return EXIT_USAGE
+    try:
+        report = build_report(store, datetime.now(UTC), window, label=args.since.strip(), configured=names)
+    finally:
+        store.close()
+    sys.stdout.write(render_report(report, args.format))
+    return EXIT_OK
