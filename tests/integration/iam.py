@@ -272,6 +272,9 @@ CODE_PATHS: dict[str, set[str]] = {
     # GetItem/PutItem/UpdateItem/DeleteItem on the same table
     "store.guardrails": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
                          "dynamodb:Query"},
+    # gatewatch.views.status.publish_status_page: get_state (GetItem), probes_between, list_incidents (Query)
+    "store.status_page": {"dynamodb:GetItem", "dynamodb:Query"},
+    "status_page.write": {"s3:PutObject"},
     # gatewatch.aws.runtime.start_execution
     "diagnosis.start": {"states:StartExecution"},
     # gatewatch.notify.sns.SNSNotifier.publish on a topic encrypted with TopicKey
@@ -292,6 +295,7 @@ ROLE_CODE_PATHS: dict[str, list[str]] = {
     "RecordFunction": ["targets", "store.record"],
     "GuardFunction": ["targets", "store.guardrails"],
     "ReprobeFunction": ["targets"],
+    "StatusPageFunction": ["targets", "store.status_page", "status_page.write"],
     "DiagnoseStateMachine": ["sfn.steps", "sfn.notify", "sfn.ssm", "sfn.logging"],
 }
 # Granted and needed, but moto cannot show their use (docs/aws.md lists them): KMS for the encrypted topic (moto's
