@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := nginx postgresql iptables nftables iproute2 curl openssl procps
+APT_PACKAGES := nginx postgresql mariadb-server iptables nftables iproute2 curl openssl procps
 # the browser tests (tests/browser): Debian's chromium driven by Selenium through chromium-driver
 APT_PACKAGES += chromium chromium-driver
 STAMP := $(VENV)/.installed
@@ -68,7 +68,7 @@ lab-up: setup
 lab-down: venv
 	$(BIN)/gatewatch lab down
 
-# Re-records tests/events/onbox/*.json and tests/events/facts/*.json from the real lab (commit the result).
+# Re-records tests/events/{onbox,facts}/<topology>/*.json from the real lab on every topology (commit the result).
 record-facts: setup
 	GATEWATCH_RECORD=1 $(BIN)/pytest -q tests/lab/test_faults.py
 

@@ -8,6 +8,7 @@ observable, so tests and demos never race the thing they break.
 from __future__ import annotations
 
 import resource
+import socket
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from lab.layout import BACKEND_PORT, SERVICE, WRONG_LOGIN_PATH, WRONG_PORT
 from lab.render import NginxSite
+from lab.topology import Topology
 
 if TYPE_CHECKING:
     from lab.manager import Lab
@@ -34,6 +36,33 @@ class Fault:
     heal: Callable[[Lab], None]
     settled: Callable[[Lab], bool] = lambda lab: True
     settle_s: float = 20.0
+    applies: Callable[[Topology], bool] = lambda topo: True  # which topologies can have this fault
+
+    def applies_to(self, topo: Topology) -> bool:
+        return self.applies(topo)
+
+
+def faults_for(topo: Topology) -> list[str]:
+    """The catalogue's faults that apply to a topology, in catalogue order."""
+    return [name for name, fault in FAULTS.items() if fault.applies_to(topo)]
+
+
+# which topologies a fault applies to
+def _tcp(topo: Topology) -> bool:
+    return not topo.unix
+
+
+def _unix(topo: Topology) -> bool:
+    return topo.unix
+
+
+def _uvicorn(topo: Topology) -> bool:
+    return topo.app_server == "uvicorn"
+
+
+def _restarted(topo: Topology) -> bool:
+    """Something restarts the backend when it dies (supervisor or a shell loop)."""
+    return topo.manager != "plain"
 
 
 # ---- small building blocks -----------------------------------------------------------------------------------
@@ -43,6 +72,17 @@ def _login_is(*codes: int | None) -> Callable[[Lab], bool]:
 
 def _state_in(program: str, states: set[str]) -> Callable[[Lab], bool]:
     return lambda lab: lab.sup.state(program) in states
+
+
+def _backend_gave_up(lab: Lab) -> bool:
+    """supervisor: the program is in BACKOFF/FATAL; a shell loop: the start-up has failed at least twice."""
+    if lab.topology.supervised:
+        return lab.sup.state(SERVICE) in GAVE_UP
+    try:
+        text = lab.paths.app_log.read_text(errors="replace")
+    except OSError:
+        return False
+    return text.count("Traceback (most recent call last)") >= 2
 
 
 def _nginx_variant(site: Callable[[Lab], NginxSite]) -> Callable[[Lab], None]:
@@ -82,6 +122,8 @@ def _start(program: str) -> Callable[[Lab], None]:
 
 
 def _hung(lab: Lab) -> bool:
+    if lab.topology.app_server == "gunicorn":
+        return lab.login_status() == 504  # a worker took the request and its event loop is blocked
     pid = lab.backend_pid()
     try:
         return bool(pid) and Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
@@ -89,10 +131,30 @@ def _hung(lab: Lab) -> bool:
         return False
 
 
+def _hang(lab: Lab) -> None:
+    """uvicorn: SIGSTOP the process. gunicorn: every request blocks its worker's event loop; the arbiter kills the
+    worker after its timeout (WORKER TIMEOUT) and boots another, which the next request blocks again."""
+    if lab.topology.app_server == "gunicorn":
+        lab.toggles.set("block_loop")
+    else:
+        lab.backend.signal("STOP")
+
+
+def _hang_heal(lab: Lab) -> None:
+    if lab.topology.app_server == "gunicorn":
+        lab.toggles.set("block_loop", False)
+        lab.restart_backend()
+    else:
+        lab.backend.signal("CONT")
+
+
 def _crash_loop(lab: Lab) -> None:
     lab.toggles.set("crash_on_import")
-    lab.sup.stop(SERVICE)
-    lab.sup.start(SERVICE, wait=False)
+    if lab.topology.supervised:
+        lab.sup.stop(SERVICE)
+        lab.sup.start(SERVICE, wait=False)
+    else:
+        lab.backend.signal("TERM")  # the loop starts it again, and again, every second
 
 
 def _crash_loop_heal(lab: Lab) -> None:
@@ -101,15 +163,58 @@ def _crash_loop_heal(lab: Lab) -> None:
 
 
 def _port_conflict(lab: Lab) -> None:
-    lab.sup.stop(SERVICE)
+    lab.backend.stop()
     lab.sup.start("stranger")
-    lab.sup.start(SERVICE, wait=False)  # fails: [Errno 98] address already in use
+    lab.backend.start(wait=False)  # fails: [Errno 98] address already in use
 
 
 def _port_conflict_heal(lab: Lab) -> None:
-    lab.sup.stop(SERVICE)
+    lab.backend.stop()
     lab.sup.stop("stranger")
-    lab.sup.start(SERVICE)
+    lab.backend.start()
+
+
+def _stale_socket(lab: Lab) -> None:
+    """The backend dies without removing its socket file. With no manager, SIGKILL does exactly that; under
+    supervisor the program is stopped and the file a SIGKILLed server leaves is put back (supervisor would restart
+    a killed server at once)."""
+    path = lab.paths.backend_socket
+    if lab.topology.supervised:
+        lab.backend.stop()
+        path.unlink(missing_ok=True)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.bind(str(path))  # bound, never listening, closed: the file stays and connecting is refused
+        path.chmod(0o777)
+    else:
+        lab.backend.signal("KILL")
+        lab._wait(lambda: lab.backend.pid() is None, 10, None)
+
+
+def _stale_socket_seen(lab: Lab) -> bool:
+    return lab.paths.backend_socket.is_socket() and lab.backend.pid() is None and lab.login_status() == 502
+
+
+def _stale_config(lab: Lab) -> None:
+    """The backend moved (another port or socket), someone updated the site file on disk, nobody reloaded nginx."""
+    lab.toggles.set("listen_moved")
+    lab.restart_backend()
+    moved = f"unix:{lab.paths.moved_socket}" if lab.topology.unix else f"127.0.0.1:{WRONG_PORT}"
+    lab.write_nginx(NginxSite(upstream=moved))  # on disk only: no reload
+
+
+def _stale_config_heal(lab: Lab) -> None:
+    lab.toggles.set("listen_moved", False)
+    lab.restart_backend()
+    lab.write_nginx()
+    lab.reload_nginx()
+
+
+def _stop_db(lab: Lab) -> None:
+    lab.sup.stop(lab.topology.db_program)
+
+
+def _start_db(lab: Lab) -> None:
+    lab.sup.start(lab.topology.db_program)
 
 
 def _broken_config(lab: Lab) -> None:
@@ -203,25 +308,25 @@ _FAULT_LIST = [
         "backend_stopped", "backend_down",
         "the backend program is stopped (supervisorctl stop bandarupay-backend)",
         "refused connections on the backend port plus a stopped service read as 'backend down', not a proxy fault",
-        _stop(SERVICE), _start(SERVICE), _login_is(502),
+        lambda lab: lab.backend.stop(), lambda lab: lab.backend.start(), _login_is(502),
     ),
     Fault(
         "backend_hung", "backend_hung",
         "the backend process is frozen (SIGSTOP): the port accepts connections, nothing answers",
         "a listening port with a timing-out health check and nginx 'upstream timed out' is a hang, not a crash",
-        lambda lab: lab.sup.signal(SERVICE, "STOP"), lambda lab: lab.sup.signal(SERVICE, "CONT"), _hung,
+        _hang, _hang_heal, _hung,
     ),
     Fault(
         "crash_loop", "backend_crash_loop",
         "the app imports a module that is not installed, so every start dies (supervisor BACKOFF, then FATAL)",
         "restarts plus ModuleNotFoundError in the app log name the crash loop and its cause",
-        _crash_loop, _crash_loop_heal, _state_in(SERVICE, GAVE_UP),
+        _crash_loop, _crash_loop_heal, _backend_gave_up, applies=_restarted,
     ),
     Fault(
         "port_conflict", "port_conflict",
         "another program holds 127.0.0.1:8000, so the backend fails to bind ([Errno 98] Address already in use)",
         "a listening port owned by a process that is not the service is a conflict, not a healthy backend",
-        _port_conflict, _port_conflict_heal, _state_in(SERVICE, GAVE_UP),
+        _port_conflict, _port_conflict_heal, _backend_gave_up, applies=lambda t: _tcp(t) and _restarted(t),
     ),
     Fault(
         "nginx_stopped", "proxy_down",
@@ -240,6 +345,7 @@ _FAULT_LIST = [
         f"nginx's upstream points at 127.0.0.1:{WRONG_PORT} while the backend listens on {BACKEND_PORT} (reloaded)",
         "a healthy backend plus 'connection refused' to another port in nginx's log is the proxy's mistake",
         _nginx_variant(lambda lab: NginxSite(upstream=f"127.0.0.1:{WRONG_PORT}")), _nginx_baseline, _login_is(502),
+        applies=_tcp,
     ),
     Fault(
         "header_too_big", "proxy_header_too_big",
@@ -251,7 +357,7 @@ _FAULT_LIST = [
         "database_stopped", "database_unavailable",
         "PostgreSQL is stopped: health answers 503 database disconnected, demo-login fails",
         "the database, not the backend or proxy, is named when health reports it and the port is closed",
-        _stop("postgres"), _start("postgres"), lambda lab: lab.health_status() == 503,
+        _stop_db, _start_db, lambda lab: lab.health_status() == 503,
     ),
     Fault(
         "endpoint_500", "endpoint_error",
@@ -269,26 +375,26 @@ _FAULT_LIST = [
         "firewall_reject", "firewall_blocked",
         "an iptables rule inside the namespace rejects TCP to port 8000 (icmp-port-unreachable)",
         "a running, listening backend that nothing local can reach is a firewall, never 'open the port'",
-        _firewall("REJECT"), lambda lab: lab.clear_firewall(), _login_is(502),
+        _firewall("REJECT"), lambda lab: lab.clear_firewall(), _login_is(502), applies=_tcp,
     ),
     Fault(
         "firewall_drop", "firewall_blocked",
         "an iptables rule inside the namespace drops TCP to port 8000: connections time out",
         "connect timeouts to a listening local port are a firewall drop, not a hang",
-        _firewall("DROP"), lambda lab: lab.clear_firewall(), lambda lab: bool(lab.firewall_rules()),
+        _firewall("DROP"), lambda lab: lab.clear_firewall(), lambda lab: bool(lab.firewall_rules()), applies=_tcp,
     ),
     Fault(
         "fd_exhaustion", "fd_exhausted",
         f"the backend's RLIMIT_NOFILE is lowered to {FD_LIMIT} and it leaks descriptors until EMFILE",
         "open files at the limit and 'Too many open files' explain a backend that stops accepting",
-        _fd_exhaustion, _fd_heal, _fds_exhausted,
+        _fd_exhaustion, _fd_heal, _fds_exhausted, applies=_uvicorn,
     ),
     Fault(
         "backend_wrong_port", "backend_not_listening",
         f"the backend runs but listens on {WRONG_PORT} instead of {BACKEND_PORT}",
         "a running service with nothing on the expected port is 'not listening', not 'down'",
         _toggle("listen_wrong_port", True, restart=True), _toggle("listen_wrong_port", False, restart=True),
-        _login_is(502),
+        _login_is(502), applies=_tcp,
     ),
     Fault(
         "unix_socket_missing", "proxy_upstream_mismatch",
@@ -301,7 +407,7 @@ _FAULT_LIST = [
         "socket_permission_denied", "proxy_permission_denied",
         "the backend listens on a unix socket in a root-only directory; nginx's nobody workers get EACCES",
         "'(13: Permission denied) while connecting to upstream' is permissions, like the SELinux case",
-        _socket_denied, _socket_denied_heal, _login_is(502),
+        _socket_denied, _socket_denied_heal, _login_is(502), applies=_tcp,
     ),
     Fault(
         "localhost_ipv6", "proxy_upstream_mismatch",
@@ -310,7 +416,25 @@ _FAULT_LIST = [
         "address is benched for 10 s after each failure and a retry mostly passes: a transient)",
         "intermittent 502s with upstream [::1]:8000 in the log are the localhost trap, not a flaky backend",
         _nginx_variant(lambda lab: NginxSite(upstream=f"localhost:{BACKEND_PORT} max_fails=0", next_upstream=False)),
-        _nginx_baseline, _ipv6_seen,
+        _nginx_baseline, _ipv6_seen, applies=_tcp,
+    ),
+    Fault(
+        "stale_socket", "backend_down",
+        "the backend died and left its unix socket file behind: the file is there, nothing listens on it",
+        "a socket file that refuses connections is a dead backend, not a missing socket or a proxy fault",
+        _stale_socket, lambda lab: lab.backend.start(), _stale_socket_seen, applies=_unix,
+    ),
+    Fault(
+        "stale_config", "proxy_upstream_mismatch",
+        "the backend moved (port 8001, or another socket), the site file on disk was updated, nginx was not reloaded",
+        "a running nginx older than its config on disk, proxying to where the backend was, is fixed by a reload",
+        _stale_config, _stale_config_heal, _login_is(502),
+    ),
+    Fault(
+        "database_connection_limit", "database_unavailable",
+        "another client holds every database connection (max_connections 20): the backend's connections are refused",
+        "the database's own 'too many connections' error is named, not just 'database unavailable'",
+        lambda lab: lab.sup.start("dbhog"), lambda lab: lab.sup.stop("dbhog"), lambda lab: lab.health_status() == 503,
     ),
     # Last on purpose: the kernel log keeps the OOM kill, and the on-box checks count kills within their window.
     Fault(
@@ -318,7 +442,7 @@ _FAULT_LIST = [
         f"the backend runs in a {OOM_LIMIT_BYTES >> 20} MB memory cgroup and demo-login allocates until the kernel's "
         "OOM killer kills it; supervisor restarts it and the next request kills it again",
         "an OOM kill of the backend in the kernel log explains 502s ('upstream prematurely closed') and restarts",
-        _oom_kill, _oom_heal, _login_is(502), settle_s=30,
+        _oom_kill, _oom_heal, _login_is(502), settle_s=30, applies=lambda t: t.name == "classic",
     ),
 ]
 

@@ -13,6 +13,8 @@ EDGE_HOST, EDGE_PORT = "127.0.0.1", 18080
 ORIGIN_HOST, NGINX_PORT = "127.0.0.1", 80
 BACKEND_PORT, WRONG_PORT = 8000, 8001
 DB_PORT = 5432
+MARIADB_PORT = 3306
+DB_USER, DB_PASSWORD, DB_NAME = "bandarupay", "lab-only-password", "bandarupay"  # MariaDB
 SITE_HOST = "backend.lab.test"
 SERVICE = "bandarupay-backend"
 LOGIN_PATH = "/api/v1/auth/demo-login"
@@ -101,6 +103,50 @@ class LabPaths:
     @property
     def app_socket(self) -> Path:
         return self.app_socket_dir / "backend.sock"
+
+    @property
+    def backend_socket_dir(self) -> Path:
+        """Holds the backend's unix socket in the unix topologies (0755: nginx's workers reach the socket)."""
+        return self.run / "sock"
+
+    @property
+    def backend_socket(self) -> Path:
+        return self.backend_socket_dir / "backend.sock"
+
+    @property
+    def moved_socket(self) -> Path:
+        """Where the backend moves to in the stale_config fault (unix topologies)."""
+        return self.backend_socket_dir / "backend-v2.sock"
+
+    @property
+    def backend_launcher(self) -> Path:
+        """The shell script that starts the backend without supervisord (loop and plain managers)."""
+        return self.root / "run-backend.sh"
+
+    @property
+    def backend_launcher_pid(self) -> Path:
+        return self.run / "backend-launcher.pid"
+
+    @property
+    def mariadb_data(self) -> Path:
+        return self.root / "mariadb"
+
+    @property
+    def mariadb_socket(self) -> Path:
+        return self.root / "mariadbrun" / "mysqld.sock"
+
+    @property
+    def nginx_site(self) -> Path:
+        """The file that holds the site's server block (nginx.conf itself in the single layout)."""
+        return self.nginx_prefix / "conf" / "sites-available" / "backend.lab.test"
+
+    @property
+    def nginx_site_enabled(self) -> Path:
+        return self.nginx_prefix / "conf" / "sites-enabled" / "backend.lab.test"
+
+    @property
+    def nginx_confd_site(self) -> Path:
+        return self.nginx_prefix / "conf" / "conf.d" / "backend.lab.test.conf"
 
     @property
     def stranger_dir(self) -> Path:

@@ -38,16 +38,24 @@ from lab.layout import (
     LabPaths,
     lab_dir,
 )
-from lab.render import NginxSite, nginx_conf, supervisord_conf, targets_yaml
+from lab.render import (
+    NginxSite,
+    backend_launcher,
+    mariadb_init_sql,
+    nginx_files,
+    supervisord_conf,
+    targets_yaml,
+)
 from lab.supervisor import Supervisor, SupervisorError
 from lab.toggles import Toggles
+from lab.topology import Topology
+from lab.topology import get as get_topology
 
 BAD_CREDENTIALS = b'{"username": "probe", "password": "wrong"}'
 COMMAND_TIMEOUT_S = 30.0
 REQUEST_TIMEOUT_S = 10.0
 MAX_RESPONSE_BYTES = 1024 * 1024
 FIREWALL_TAG = "gatewatch-lab"
-PROGRAMS = ("postgres", SERVICE, "nginx")
 NETNS_HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 
 
@@ -63,6 +71,10 @@ class LabPrerequisiteError(LabError):
     exit_code = 2
 
 
+def _mariadb_bin(name: str) -> str | None:
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/sbin")
+
+
 def _postgres_bin() -> Path | None:
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parts[-3]))
     return found[-1] if found else None
@@ -70,10 +82,10 @@ def _postgres_bin() -> Path | None:
 
 class Lab:
     def __init__(self, dir: str | os.PathLike[str] | None = None, netns: str | None = None,
-                 cloudflare: bool | None = None, edge_port: int | None = None):
-        """None for ``netns``, ``cloudflare`` or ``edge_port`` keeps what the lab in ``dir`` was brought up with
-        (else the defaults: gwlab, Cloudflare emulation, 18080). Tests give their own so they never collide with a
-        lab a person runs."""
+                 cloudflare: bool | None = None, edge_port: int | None = None, topology: str | None = None):
+        """None for ``netns``, ``cloudflare``, ``edge_port`` or ``topology`` keeps what the lab in ``dir`` was brought
+        up with (else the defaults: gwlab, Cloudflare emulation, 18080, classic). Tests give their own so they never
+        collide with a lab a person runs."""
         self.paths = LabPaths(lab_dir(dir))
         if not PATH_RE.fullmatch(str(self.paths.root)):
             raise LabError(f"the lab directory must be an absolute path of letters, digits and . _ / + - "
@@ -82,6 +94,10 @@ class Lab:
         self.netns = state.get("netns", NETNS) if netns is None else netns
         self.edge_port = int(state.get("edge_port", EDGE_PORT) if edge_port is None else edge_port)
         self.cloudflare = bool(state.get("cloudflare", True) if cloudflare is None else cloudflare)
+        try:
+            self.topology: Topology = get_topology(state.get("topology") if topology is None else topology)
+        except ValueError as exc:
+            raise LabError(str(exc)) from None
         if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,30}", self.netns):
             raise LabError(f"netns must be a-z, 0-9, _ and - (up to 31 characters), got {self.netns!r}")
         if not 1024 <= self.edge_port <= 65535:
@@ -90,6 +106,13 @@ class Lab:
         self.toggles = Toggles(self.paths.toggles)
         self.python = sys.executable
         self._edge_proc: subprocess.Popen | None = None
+        self.backend = SupervisedBackend(self) if self.topology.supervised else BareBackend(self)
+
+    @property
+    def programs(self) -> tuple[str, ...]:
+        """The supervisord programs that make the healthy origin."""
+        own = (SERVICE,) if self.topology.supervised else ()
+        return (self.topology.db_program, *own, "nginx")
 
     # ---- public API ------------------------------------------------------------------------------------------
     @property
@@ -98,7 +121,7 @@ class Lab:
 
     def targets_text(self, url_path: str = LOGIN_PATH) -> str:
         """The lab's targets file (``url_path`` differs only for the wrong_route fault)."""
-        return targets_yaml(self.paths, self.netns, url_path, self.edge_port)
+        return targets_yaml(self.paths, self.netns, url_path, self.edge_port, self.topology)
 
     def target(self) -> Target:
         """The lab's target as gatewatch loads it (re-read each time: the wrong_route fault rewrites the file)."""
@@ -121,25 +144,38 @@ class Lab:
                 found[tool] = path
             else:
                 missing.append(f"{tool} (apt-get install {package})")
-        postgres = _postgres_bin()
-        if postgres and (postgres.parent / "initdb").exists():
-            found["postgres"] = str(postgres)
+        if self.topology.database == "mariadb":
+            for tool in ("mariadbd", "mariadb-install-db"):
+                path = _mariadb_bin(tool)
+                if path:
+                    found[tool] = path
+                else:
+                    missing.append(f"{tool} (apt-get install mariadb-server)")
+            try:
+                pwd.getpwnam("mysql")
+            except KeyError:
+                missing.append("user mysql (apt-get install mariadb-server)")
         else:
-            missing.append("postgres (apt-get install postgresql)")
+            postgres = _postgres_bin()
+            if postgres and (postgres.parent / "initdb").exists():
+                found["postgres"] = str(postgres)
+            else:
+                missing.append("postgres (apt-get install postgresql)")
         supervisord = bin_dir / "supervisord"
         if supervisord.exists():
             found["supervisord"] = str(supervisord)
         else:
             missing.append(f"supervisord next to {self.python} (pip install -e '.[lab]')")
-        for module in ("uvicorn", "fastapi", "psycopg"):
+        for module in ("uvicorn", "fastapi", "psycopg", "gunicorn", "pymysql"):
             try:
                 __import__(module)
             except ImportError:
                 missing.append(f"python module {module} (pip install -e '.[lab]')")
-        try:
-            pwd.getpwnam("postgres")
-        except KeyError:
-            missing.append("user postgres (apt-get install postgresql)")
+        if self.topology.database == "postgresql":
+            try:
+                pwd.getpwnam("postgres")
+            except KeyError:
+                missing.append("user postgres (apt-get install postgresql)")
         if missing:
             raise LabPrerequisiteError("the lab needs: " + "; ".join(missing) + " (or run `make setup`)")
         return found
@@ -147,17 +183,24 @@ class Lab:
     def up(self, wait_s: float = 60.0) -> dict[str, Any]:
         """Start whatever is not running (idempotent), then wait until the site answers through the edge."""
         tools = self.check_prerequisites()
+        running = self._load_state().get("topology", "classic")
+        if self.sup.alive() and running != self.topology.name:
+            raise LabError(f"the lab in {self.paths.root} is up with topology {running}; "
+                           f"run `gatewatch lab down` before bringing it up as {self.topology.name}")
         self._make_dirs()
         if not self.sup.alive():
             self._write_baseline_files(tools)
-            self._init_database(Path(tools["postgres"]).parent)
+            self._init_database(tools)
             self._kill_leftovers()  # a lab whose supervisord died leaves its programs holding the ports
             self._ensure_netns(tools["ip"])
             self._run([tools["ip"], "netns", "exec", self.netns, tools["supervisord"], "-c",
                        str(self.paths.supervisord_conf)])
             self._wait(self.sup.alive, 15, "supervisord did not come up; see " + str(self.paths.logs))
             self._save_state({"faults": [], "cloudflare": self.cloudflare, "netns": self.netns,
-                              "edge_port": self.edge_port})
+                              "edge_port": self.edge_port, "topology": self.topology.name})
+            if not self.topology.supervised:
+                self.sup.start(self.topology.db_program)
+                self.backend.start()
             fresh = True
         else:
             fresh = False
@@ -170,8 +213,9 @@ class Lab:
         if not fresh and self._load_state().get("faults"):
             return self.status()  # up already, with faults injected on purpose: `heal` clears them, not `up`
         if not fresh:
-            for program in PROGRAMS:  # something stopped by hand is started again
+            for program in self.programs:  # something stopped by hand is started again
                 self.sup.start(program)
+            self.backend.start()
         self.wait_healthy(wait_s)
         if fresh:
             self._fresh_logs()  # start-up races (nginx up before the backend) are not evidence of anything
@@ -181,9 +225,12 @@ class Lab:
         """Stop everything, remove the namespace and the edge; leaves no lab process behind (data dir stays)."""
         if os.geteuid() != 0:
             raise LabPrerequisiteError("the lab needs root to stop it (its processes and namespace are root's)")
+        with contextlib.suppress(SupervisorError, OSError):
+            self.backend.signal("CONT")  # a stopped (hung) process cannot act on SIGTERM
+        if not self.topology.supervised:
+            with contextlib.suppress(OSError, LabError):
+                self.backend.stop()
         if self.sup.alive():
-            with contextlib.suppress(SupervisorError):
-                self.sup.signal(SERVICE, "CONT")  # a stopped (hung) process cannot act on SIGTERM
             with contextlib.suppress(SupervisorError):
                 self.sup.shutdown()
         pid = self._read_pid(self.paths.supervisord_pid)
@@ -208,8 +255,13 @@ class Lab:
                 programs = self.sup.programs()
         edge_pid = self._edge_pid()
         health = self.request("GET", HEALTH_PATH) if edge_pid else None
+        if not self.topology.supervised:
+            programs[SERVICE] = {"state": self.backend.state(), "pid": self.backend.pid(),
+                                 "description": f"no service manager ({self.topology.manager})", "exitstatus": None,
+                                 "spawnerr": ""}
         return {
             "dir": str(self.paths.root),
+            "topology": self.topology.to_dict(),
             "netns": {"name": self.netns, "exists": self._netns_exists()},
             "supervisord": {"running": alive, "pid": self._read_pid(self.paths.supervisord_pid) if alive else None,
                             "config": str(self.paths.supervisord_conf)},
@@ -318,8 +370,24 @@ class Lab:
         """Run a fixed program inside the lab's namespace."""
         return self._run(["ip", "netns", "exec", self.netns, *argv], check=check)
 
+    def nginx_files(self, site: NginxSite = NginxSite()) -> dict[Path, str]:  # noqa: B008 - frozen dataclass
+        return nginx_files(self.paths, self.topology, site)
+
     def write_nginx(self, site: NginxSite = NginxSite()) -> None:  # noqa: B008 - frozen dataclass
-        self.paths.nginx_conf.write_text(nginx_conf(self.paths, site))
+        """Write the topology's nginx files (only those whose text changes: an mtime is evidence too)."""
+        for path, text in self.nginx_files(site).items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists() or path.read_text() != text:
+                path.write_text(text)
+        if self.topology.nginx_layout == "sites":
+            link = self.paths.nginx_site_enabled
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if not link.is_symlink():
+                link.unlink(missing_ok=True)
+                link.symlink_to(Path("..") / "sites-available" / self.paths.nginx_site.name)
+
+    def nginx_is_baseline(self) -> bool:
+        return all(p.exists() and p.read_text() == text for p, text in self.nginx_files().items())
 
     def reload_nginx(self, wait_s: float = 10.0) -> None:
         """Like ``nginx -s reload``, then wait until every worker of the old configuration has left, so the next
@@ -332,7 +400,7 @@ class Lab:
                        f"nginx did not replace its workers within {wait_s:g} s after a reload")
 
     def backend_pid(self) -> int | None:
-        return self.sup.pid(SERVICE)
+        return self.backend.pid()
 
     def firewall_rules(self) -> list[str]:
         out = self.ns_run(["iptables", "-w", "5", "-S", "INPUT"]).stdout
@@ -350,10 +418,10 @@ class Lab:
                 self.ns_run(["iptables", "-w", "5", "-D", *args[1:]])
 
     def restart_backend(self, wait: bool = True) -> None:
-        with contextlib.suppress(SupervisorError):
-            self.sup.signal(SERVICE, "CONT")
-        self.sup.stop(SERVICE)
-        self.sup.start(SERVICE, wait)
+        with contextlib.suppress(SupervisorError, OSError):
+            self.backend.signal("CONT")
+        self.backend.stop()
+        self.backend.start(wait)
 
     # ---- internals ---------------------------------------------------------------------------------------------
     def _require_up(self) -> None:
@@ -365,13 +433,16 @@ class Lab:
     def _make_dirs(self) -> None:
         p = self.paths
         for d in (p.root, p.run, p.logs, p.toggles, p.nginx_prefix / "conf", p.nginx_prefix / "logs",
-                  p.nginx_prefix / "temp", p.stranger_dir):
+                  p.nginx_prefix / "temp", p.stranger_dir, p.backend_socket_dir):
             d.mkdir(parents=True, exist_ok=True)
             d.chmod(0o755)  # postgres and nginx's nobody workers must traverse it
-        pg = pwd.getpwnam("postgres")
-        for d, mode in ((p.pg_socket_dir, 0o755), (p.pg_data, 0o700)):
+        owner = "mysql" if self.topology.database == "mariadb" else "postgres"
+        db_dirs = ((p.mariadb_socket.parent, 0o755), (p.mariadb_data, 0o700)) if owner == "mysql" else \
+            ((p.pg_socket_dir, 0o755), (p.pg_data, 0o700))
+        user = pwd.getpwnam(owner)
+        for d, mode in db_dirs:
             d.mkdir(exist_ok=True)
-            os.chown(d, pg.pw_uid, pg.pw_gid)
+            os.chown(d, user.pw_uid, user.pw_gid)
             d.chmod(mode)
         p.app_socket_dir.mkdir(exist_ok=True)
         p.app_socket_dir.chmod(0o700)  # root only: the socket_permission_denied fault relies on it
@@ -379,17 +450,35 @@ class Lab:
 
     def _write_baseline_files(self, tools: dict[str, str]) -> None:
         p = self.paths
+        db_bin = Path(tools["mariadbd"] if self.topology.database == "mariadb" else tools["postgres"])
         p.supervisord_conf.write_text(
-            supervisord_conf(p, Path(self.python).parent, Path(tools["postgres"]), tools["nginx"], self.python)
+            supervisord_conf(p, Path(self.python).parent, db_bin, tools["nginx"], self.python, self.topology)
         )
+        for stale in (p.nginx_site, p.nginx_site_enabled, p.nginx_confd_site):  # another topology's layout
+            stale.unlink(missing_ok=True)
         self.write_nginx()
+        if not self.topology.supervised:
+            p.backend_launcher.write_text(backend_launcher(p, self.topology, self.python))
+            p.backend_launcher.chmod(0o700)
+        if self.topology.database == "mariadb":
+            init = p.root / "mariadb-init.sql"
+            init.write_text(mariadb_init_sql())
+            init.chmod(0o644)
         p.targets.write_text(self.targets_text())
         load_config(p.targets)  # what we hand to gatewatch must be valid
         self.toggles.clear()
 
-    def _init_database(self, pg_bin: Path) -> None:
+    def _init_database(self, tools: dict[str, str]) -> None:
+        if self.topology.database == "mariadb":
+            if (self.paths.mariadb_data / "mysql").exists():
+                return
+            self._run([tools["mariadb-install-db"], "--no-defaults", f"--datadir={self.paths.mariadb_data}",
+                       "--user=mysql", "--auth-root-authentication-method=socket", "--skip-test-db",
+                       "--skip-name-resolve"], timeout_s=180)
+            return
         if (self.paths.pg_data / "PG_VERSION").exists():
             return
+        pg_bin = Path(tools["postgres"]).parent
         self._run(["runuser", "-u", "postgres", "--", str(pg_bin / "initdb"), "-D", str(self.paths.pg_data),
                    "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"], timeout_s=120)
 
@@ -457,24 +546,25 @@ class Lab:
 
     def _baseline(self) -> None:
         """Put every part back as ``up`` made it, touching only what differs."""
-        with contextlib.suppress(SupervisorError):
-            self.sup.signal(SERVICE, "CONT")
-        restart_backend = bool({"crash_on_import", "fd_leak", "listen_unix", "listen_wrong_port", "memory_hog"}
-                               & set(self.toggles.active()))
+        with contextlib.suppress(SupervisorError, OSError):
+            self.backend.signal("CONT")
+        restart_backend = bool({"crash_on_import", "fd_leak", "listen_unix", "listen_wrong_port", "memory_hog",
+                                "listen_moved", "block_loop"} & set(self.toggles.active()))
         self.toggles.clear()
         self.paths.memory_cgroup_file.unlink(missing_ok=True)
         self.clear_firewall()
         if self.paths.targets.read_text() != self.targets_text():
             self.paths.targets.write_text(self.targets_text())
         self.sup.stop("stranger")
+        self.sup.stop("dbhog")
         programs = self.sup.programs()
-        self.sup.start("postgres")
-        pid = programs[SERVICE]["pid"]
+        self.sup.start(self.topology.db_program)
+        pid = self.backend.pid()
         if pid and _nofile(pid) != _nofile(self._read_pid(self.paths.supervisord_pid) or os.getpid()):
             restart_backend = True
-        if restart_backend or programs[SERVICE]["state"] != "RUNNING":
+        if restart_backend or self.backend.state() != "RUNNING":
             self.restart_backend()
-        conf_changed = self.paths.nginx_conf.read_text() != nginx_conf(self.paths)
+        conf_changed = not self.nginx_is_baseline()
         if conf_changed:
             self.write_nginx()
         if programs["nginx"]["state"] != "RUNNING":
@@ -572,3 +662,103 @@ def _nofile(pid: int) -> tuple[int, int] | None:
         return resource.prlimit(pid, resource.RLIMIT_NOFILE)
     except (OSError, ValueError):
         return None
+
+
+class SupervisedBackend:
+    """The backend as supervisord's program (the supervisor topologies)."""
+
+    def __init__(self, lab: Lab):
+        self.sup = lab.sup
+
+    def pid(self) -> int | None:
+        return self.sup.pid(SERVICE)
+
+    def state(self) -> str:
+        return self.sup.state(SERVICE)
+
+    def start(self, wait: bool = True) -> None:
+        self.sup.start(SERVICE, wait)
+
+    def stop(self) -> None:
+        self.sup.stop(SERVICE)
+
+    def signal(self, name: str) -> None:
+        self.sup.signal(SERVICE, name)
+
+
+class BareBackend:
+    """The backend without a service manager: ``run-backend.sh`` (a shell restart loop, or ``exec`` of one plain
+    process) started in its own session inside the namespace. The lab keeps the launcher's pid; gatewatch does not
+    (the targets file says ``service_manager: command`` and finds the server by its command line)."""
+
+    START_WAIT_S = 20.0
+
+    def __init__(self, lab: Lab):
+        self.lab = lab
+        self._proc: subprocess.Popen | None = None
+
+    def launcher_pid(self) -> int | None:
+        pid = self.lab._read_pid(self.lab.paths.backend_launcher_pid)
+        if pid and _alive(pid) and (b"run-backend.sh" in _cmdline(pid) or b"lab.backend" in _cmdline(pid)):
+            return pid
+        return None
+
+    def pid(self) -> int | None:
+        launcher = self.launcher_pid()
+        if not launcher:
+            return None
+        if self.lab.topology.manager == "plain":
+            return launcher  # the shell exec'd the server
+        for child in sorted(_children(launcher)):
+            if b"lab.backend" in _cmdline(child):
+                return child
+        return None
+
+    def state(self) -> str:
+        if self.pid():
+            return "RUNNING"
+        return "STARTING" if self.launcher_pid() else "STOPPED"
+
+    def start(self, wait: bool = True) -> None:
+        if self.launcher_pid():
+            return
+        argv = ["ip", "netns", "exec", self.lab.netns, "/bin/sh", str(self.lab.paths.backend_launcher)]
+        self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,  # noqa: S603
+                                      stderr=subprocess.DEVNULL, start_new_session=True,
+                                      cwd=str(self.lab.paths.root))
+        self.lab.paths.backend_launcher_pid.write_text(f"{self._proc.pid}\n")
+        if wait:
+            self.lab._wait(lambda: self.pid() is not None, self.START_WAIT_S,
+                           f"the backend ({self.lab.topology.manager}) did not start; see {self.lab.paths.app_log}")
+
+    def stop(self) -> None:
+        launcher = self.launcher_pid()
+        if launcher:
+            for sig in (signal.SIGCONT, signal.SIGTERM):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(launcher, sig)  # the launcher leads its own session: the loop and the server
+            if not self.lab._wait(lambda: not _group_alive(launcher), 10, None):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(launcher, signal.SIGKILL)
+                self.lab._wait(lambda: not _group_alive(launcher), 5, None)
+        if self._proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(timeout=5)
+            self._proc = None
+        self.lab.paths.backend_launcher_pid.unlink(missing_ok=True)
+
+    def signal(self, name: str) -> None:
+        pid = self.pid()
+        if pid:
+            _kill(pid, getattr(signal, f"SIG{name}"))
+
+
+def _group_alive(pgid: int) -> bool:
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+            return True
+    return False

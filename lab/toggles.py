@@ -13,6 +13,8 @@ TOGGLES = {
     "fd_leak": "demo-login opens files until the process runs out of descriptors",
     "listen_unix": "the backend listens on a unix socket instead of 127.0.0.1:8000",
     "listen_wrong_port": "the backend listens on 127.0.0.1:8001 instead of 8000",
+    "listen_moved": "the backend moved: 127.0.0.1:8001, or <dir>/run/sock/backend-v2.sock in the unix topologies",
+    "block_loop": "every request blocks the server's event loop (time.sleep): accepted, never answered",
     "memory_hog": "the backend starts in the lab's memory cgroup; demo-login allocates until the OOM killer acts",
 }
 

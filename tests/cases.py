@@ -49,6 +49,17 @@ def _cases() -> dict[str, tuple[dict, str, str]]:
     c["route_not_found_outside"] = (facts(route_404, host=False), "route_not_found", "route_not_found")
     c["assertion_on_200"] = (facts(outside(probe(200, "assertion_failed")), host=False),
                              "assertion_failed", "assertion_failed")
+    # a 5xx page with a healthy /health and no host: the response itself says what to do next (issue 12)
+    page500 = probe(500, "http_5xx_origin")
+    page500["http"]["headers"] = {"server": "nginx/1.22.1", "cf-ray": "8a1b2c3d4e5f-LHR"}
+    page500["http"]["body_excerpt"] = "<h1>Internal Server Error</h1>\n\u00e9\x07"
+    c["outside_500_health_ok"] = (facts(outside(page500, health_ok=True), host=False),
+                                  "outside_endpoint_error", "endpoint_error")
+    c["outside_500_health_down"] = (facts(outside(probe(500, "http_5xx_origin"), health_ok=False), host=False),
+                                    "unknown_outside", "unknown")
+    later = facts(outside(probe(401, tls=TLS_OK | {"days_to_expiry": 20.0})), host=False)
+    later["config"]["certificate_warn_days"] = 30
+    c["tls_expiring_per_target_warn_days"] = (later, "tls_expiring", "tls_certificate_expiring")
     c["host_unreachable"] = (facts(down502(), onbox_error={"reason": "unreachable", "status": "NotRegistered",
                                                            "detail": "instance not registered with SSM"}),
                              "host_unreachable", "host_unreachable")
@@ -148,18 +159,19 @@ def _cases() -> dict[str, tuple[dict, str, str]]:
 
 
 def _recorded() -> dict[str, tuple[dict, str, str]]:
-    """Facts the lab recorded for real (``make record-facts``), each with its fault's expected category."""
+    """Facts the lab recorded for real on each topology (``make record-facts``): tests/events/facts/<topology>/
+    <fault>.json, each with its fault's expected category."""
     import json
     from pathlib import Path
 
     from lab.faults import FAULTS
 
     cases = {}
-    for path in sorted((Path(__file__).parent / "events" / "facts").glob("*.json")):
+    for path in sorted((Path(__file__).parent / "events" / "facts").glob("*/*.json")):
         fault = FAULTS.get(path.stem)
         expect = fault.expect if fault else ("healthy" if path.stem in ("baseline", "healthy") else None)
         if expect is not None:
-            cases[f"lab_{path.stem}"] = (json.loads(path.read_text()), None, expect)
+            cases[f"lab_{path.parent.name}_{path.stem}"] = (json.loads(path.read_text()), None, expect)
     return cases
 
 

@@ -21,7 +21,7 @@ from gatewatch.incidents import incident_id_for
 from gatewatch.store.base import ActionRecord, Incident, ProbeRecord, ResultsStore, TargetState
 from gatewatch.tree import diagnose
 
-FACTS = Path(__file__).parent / "events" / "facts"
+FACTS = Path(__file__).parent / "events" / "facts" / "classic"  # the classic topology's recordings
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 DAYS = 35
 

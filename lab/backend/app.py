@@ -13,18 +13,20 @@ import os
 from pathlib import Path
 from typing import Any
 
-import psycopg
-from fastapi import Body, FastAPI
+from fastapi import Body, FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from lab.layout import DB_PORT, lab_dir
+from lab.layout import DB_NAME, DB_PASSWORD, DB_PORT, DB_USER, MARIADB_PORT, lab_dir
 from lab.toggles import Toggles
+from lab.topology import get as get_topology
 
 VERSION = "1.4.2-lab"
 LAB_DIR = lab_dir()
 TOGGLES = Toggles(LAB_DIR / "toggles")
+TOPOLOGY = get_topology(os.environ.get("GATEWATCH_LAB_TOPOLOGY"))
 DSN = f"host=127.0.0.1 port={DB_PORT} user=postgres dbname=postgres"
 DB_CONNECT_TIMEOUT_S = 2
+BLOCK_S = 600  # block_loop: longer than any probe waits
 PADDING_BYTES = 16 * 1024
 DEMO_USER, DEMO_PASSWORD_SHA256 = "demo", hashlib.sha256(b"demo-password").hexdigest()
 
@@ -76,17 +78,47 @@ if TOGGLES.on("crash_on_import"):
 app = FastAPI(title="bandarupay backend (gatewatch lab)", version=VERSION)
 _leaked: list[Any] = []
 
+if TOPOLOGY.database == "mariadb":
+    import pymysql
 
-def _db_query(sql: str, params: tuple = ()) -> list[tuple]:
-    with psycopg.connect(DSN, connect_timeout=DB_CONNECT_TIMEOUT_S) as conn:
-        return conn.execute(sql, params).fetchall()
+    DB_ERROR: type[Exception] = pymysql.Error
+
+    def _db_query(sql: str, params: tuple = ()) -> list[tuple]:
+        conn = pymysql.connect(host="127.0.0.1", port=MARIADB_PORT, user=DB_USER, password=DB_PASSWORD,
+                               database=DB_NAME, connect_timeout=DB_CONNECT_TIMEOUT_S)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql.replace("::text", ""), params)
+                return list(cur.fetchall())
+        finally:
+            conn.close()
+else:
+    import psycopg
+
+    DB_ERROR = psycopg.Error
+
+    def _db_query(sql: str, params: tuple = ()) -> list[tuple]:
+        with psycopg.connect(DSN, connect_timeout=DB_CONNECT_TIMEOUT_S) as conn:
+            return conn.execute(sql, params).fetchall()
+
+
+@app.middleware("http")
+async def _block_loop(request: Request, call_next):
+    """block_loop: a blocking call inside the event loop, the classic way an async server hangs (gunicorn's
+    arbiter then kills the worker: WORKER TIMEOUT, and boots another that the next request blocks again)."""
+    if TOGGLES.on("block_loop"):
+        import time
+
+        log.warning("%s: calling a blocking function in the event loop", request.url.path)
+        time.sleep(BLOCK_S)
+    return await call_next(request)
 
 
 @app.get("/health")
 def health() -> JSONResponse:
     try:
         _db_query("SELECT 1")
-    except psycopg.Error as exc:
+    except DB_ERROR as exc:
         log.error("health: database unreachable: %s", str(exc).strip().splitlines()[0] if str(exc) else exc)
         return JSONResponse(
             status_code=503, content={"status": "unhealthy", "database": "disconnected", "version": VERSION}

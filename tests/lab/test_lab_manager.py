@@ -70,7 +70,9 @@ def test_up_again_is_idempotent(baseline):
 def test_status_reports_programs_edge_and_faults(baseline):
     s = baseline.status()
     assert {n: p["state"] for n, p in s["programs"].items()} == {
-        "postgres": "RUNNING", "bandarupay-backend": "RUNNING", "nginx": "RUNNING", "stranger": "STOPPED"}
+        "postgres": "RUNNING", "bandarupay-backend": "RUNNING", "nginx": "RUNNING", "stranger": "STOPPED",
+        "dbhog": "STOPPED"}
+    assert s["topology"]["name"] == "classic"
     assert s["netns"] == {"name": baseline.netns, "exists": True}
     assert s["edge"]["running"] and s["edge"]["mode"] == "cloudflare emulation"
     assert s["health"]["status"] == 200 and s["faults"] == []
@@ -96,7 +98,7 @@ def test_full_heal_undoes_several_faults_at_once(baseline):
 def lab_baseline_nginx(lab) -> str:
     from lab.render import nginx_conf
 
-    return nginx_conf(lab.paths)
+    return nginx_conf(lab.paths, topo=lab.topology)
 
 
 def test_inject_unknown_fault_names_the_known_ones(baseline):
@@ -124,7 +126,10 @@ def test_cli_faults_lists_the_catalogue(capsys):
     assert [r["name"] for r in rows] == list(FAULTS)
     assert rows[0] == {"name": "backend_stopped", "expect": "backend_down",
                        "description": FAULTS["backend_stopped"].description,
-                       "proves": FAULTS["backend_stopped"].proves}
+                       "proves": FAULTS["backend_stopped"].proves,
+                       "topologies": ["classic", "gunicorn-socket-mariadb", "bare-loop", "bare-plain"]}
+    assert next(r for r in rows if r["name"] == "stale_socket")["topologies"] == [
+        "gunicorn-socket-mariadb", "bare-plain"]
 
 
 def test_cli_rejects_an_unknown_fault_with_usage_exit(capsys):

@@ -18,6 +18,8 @@ from gatewatch.tree import diagnose
 from gatewatch.tree.evidence import signature_for
 
 FACTS = sorted(Path(__file__).resolve().parents[1].joinpath("events", "facts").rglob("*.json"))
+CLASSIC = Path(__file__).resolve().parents[1].joinpath("events", "facts", "classic")  # the classic topology's run
+CLASSIC = Path(__file__).resolve().parents[1] / "events" / "facts" / "classic"
 PLACEHOLDER = re.compile(r"(^|[\s(:=])\?([\s).,]|$)|\bNone\b|\{\.\.\.\}|\{[a-z_]+\}")
 
 
@@ -25,7 +27,7 @@ def _load(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-@pytest.mark.parametrize("path", FACTS, ids=[p.stem for p in FACTS])
+@pytest.mark.parametrize("path", FACTS, ids=[f"{p.parent.name}:{p.stem}" for p in FACTS])
 def test_every_recorded_lab_document_renders_a_trustworthy_notification(path):
     facts = _load(path)
     verdict = diagnose(facts)
@@ -50,7 +52,7 @@ def test_every_recorded_lab_document_renders_a_trustworthy_notification(path):
 
 
 def test_tls_verify_error_is_not_filled_with_an_http_error():
-    facts = _load(FACTS[0].parent / "backend_hung.json")
+    facts = _load(CLASSIC / "backend_hung.json")
     verdict = diagnose(facts)
     assert all(e["fact"] != "tls_verify_error" or "HTTP" not in str(e["value"]) for e in verdict["evidence"])
     assert not [e for e in verdict["evidence"] if e["fact"] == "cf_code" and e["value"] == "none"]
@@ -58,7 +60,7 @@ def test_tls_verify_error_is_not_filled_with_an_http_error():
 
 def test_hung_backend_quotes_the_timeout_not_an_older_connection_refused():
     """The reproduced case: a refused line 30 s earlier was quoted for a hung backend."""
-    facts = copy.deepcopy(_load(FACTS[0].parent / "backend_hung.json"))
+    facts = copy.deepcopy(_load(CLASSIC / "backend_hung.json"))
     refused = ("2026/11/25 14:17:27 [error] 32443#32443: *20 connect() failed (111: Connection refused) while "
                'connecting to upstream, upstream: "http://127.0.0.1:8000/api/v1/auth/demo-login"')
     nginx = facts["onbox"]["nginx"]
@@ -77,7 +79,7 @@ def test_hung_backend_quotes_the_timeout_not_an_older_connection_refused():
 
 
 def test_signature_falls_back_to_the_primary_and_is_empty_without_a_log():
-    facts = _load(FACTS[0].parent / "nginx_config_broken.json")
+    facts = _load(CLASSIC / "nginx_config_broken.json")
     assert signature_for(facts, "proxy_config_invalid")["signature"] == "other"
     assert signature_for({}, "backend_down") == {}
 
@@ -87,3 +89,18 @@ def test_subject_cuts_between_words_and_spells_unicode_in_ascii():
     assert len(s) <= SUBJECT_LIMIT and s.endswith("...") and s.isascii()
     assert s.startswith("[gatewatch] DOWN api backend_hung: word word")
     assert not s[:-3].endswith(" ") and "wor..." not in s
+
+
+def test_outside_only_5xx_with_healthy_health_is_endpoint_error_with_steps_from_the_response():
+    """The reproduced case: it was `unknown (low)` with the single step 'configure the host section'."""
+    from tests.cases import CASES
+
+    verdict = diagnose(CASES["outside_500_health_ok"][0])
+    assert verdict["category"] == "endpoint_error" and verdict["confidence"] == "medium"
+    steps = " ".join(verdict["next_steps"])
+    assert "curl -si -X POST https://backend.example.com/api/v1/auth/demo-login" in steps
+    assert '"<h1>Internal Server Error</h1> \\xe9\\x07"' in steps  # escaped: no control byte, no raw non-ASCII
+    assert "8a1b2c3d4e5f-LHR" in steps and "nginx/1.22.1" in verdict["explanation"]
+    assert "could not be asked: is the backend process running" in verdict["explanation"]
+    labels = [d["label"] for d in verdict["deciding"]]
+    assert labels[:4] == ["What the outside sees", "Server header", "Cloudflare ray", "Health endpoint"]

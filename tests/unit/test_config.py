@@ -125,3 +125,29 @@ def test_missing_file_is_a_clear_problem(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path / "nope.yaml")
     assert str(info.value.problems[0]).startswith("(file): cannot read: No such file or directory")
+
+
+def _host_config(host: str) -> str:
+    return f"targets:\n  - name: api\n    url: https://api.example.com/\n    host:\n      local: true\n{host}"
+
+
+def test_backend_socket_is_a_path_and_excludes_a_tcp_backend():
+    ok = load_config_text(_host_config("      backend_socket: /run/app/gunicorn.sock\n")).target("api").host
+    assert ok.backend_socket == "/run/app/gunicorn.sock"
+    with pytest.raises(ConfigError) as exc:
+        load_config_text(_host_config("      backend_socket: run/app.sock\n"))
+    assert exc.value.problems[0].path == "targets[0].host.backend_socket"
+    with pytest.raises(ConfigError) as exc:
+        load_config_text(_host_config("      backend_socket: /run/app.sock\n      backend_port: 8000\n"))
+    assert "backend_socket (a unix socket) or backend_host/backend_port, not both" in exc.value.problems[0].message
+
+
+def test_database_kind_defaults_from_the_port():
+    def kind(db: str) -> str:
+        return load_config_text(_host_config(f"      database: {db}\n")).target("api").host.database.kind
+
+    assert kind("{port: 5432}") == "postgresql"
+    assert kind("{port: 3306}") == "mysql"
+    assert kind("{port: 6000, kind: mysql}") == "mysql"
+    with pytest.raises(ConfigError):
+        kind("{port: 3306, kind: oracle}")

@@ -58,7 +58,7 @@ def test_onbox_params_from_a_target(tmp_path):
     assert params["endpoint_path"] == "/api/v1/auth/demo-login?x=1"
     assert params["endpoint_method"] == "POST" and params["endpoint_body"] == '{"user": "demo"}'
     assert params["public_host"] == "api.example.com" and params["expect_status"] == [200]
-    assert params["database"] == {"host": "127.0.0.1", "port": 3}
+    assert params["database"] == {"host": "127.0.0.1", "port": 3, "kind": "postgresql"}  # kind from the port
     assert params["nginx_prefix"] == str(tmp_path / "nginx") and params["backend_port"] == 1
     assert decode_params(encode_params(params)) == params
     with pytest.raises(ValueError, match="has no host section"):

@@ -28,6 +28,7 @@ def _params(**extra):
 
 @pytest.fixture
 def only_checks(monkeypatch):
+    registry.load_all()  # every family registered for good before the list is swapped for the test's own
     def install(*pairs):
         monkeypatch.setattr(registry, "CHECKS", list(pairs))
 

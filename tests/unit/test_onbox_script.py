@@ -118,7 +118,7 @@ def base_params(tmp_path: Path, port: int, marker: str, **extra) -> dict:
         "service_manager": "command", "process_match": marker, "backend_host": "127.0.0.1", "backend_port": port,
         "health_path": "/health", "nginx_port": free_port(), "nginx_conf": str(tmp_path / "no-nginx" / "nginx.conf"),
         "nginx_error_log": str(tmp_path / "error.log"), "log_window_minutes": 15, "endpoint_path": "/api/v1/x?y=1",
-        "endpoint_method": "GET", "public_host": "api.example.com",
+        "endpoint_method": "GET", "public_host": "api.example.com", "log_roots": [str(tmp_path)],
     }
     params.update(extra)
     return params

@@ -273,3 +273,29 @@ def test_dynamodb_errors_become_store_errors(monkeypatch):
             store.get_state("api")
     with pytest.raises(StoreError, match="table name"):
         DynamoDBStore("")
+
+
+# -- notification attempts (alert) ------------------------------------------------------------------------------
+def test_notifications_upsert_by_id_and_list_newest_first_pending_and_by_incident(store):
+    from gatewatch.store import NotificationRecord
+
+    def rec(id_, target, at, status, incident=None):
+        return NotificationRecord(id=id_, target=target, channel="slack", event="diagnosed", first_at=at,
+                                  incident_id=incident, subject="s", status=status, attempts=1,
+                                  notification={"kind": "diagnosed", "data": {"n": 1.5}})
+
+    store.put_notification(rec("n1", "api", "2026-01-01T00:00:01.000Z", "pending", "i1"))
+    store.put_notification(rec("n2", "api", "2026-01-01T00:00:02.000Z", "delivered", "i1"))
+    store.put_notification(rec("n3", "web", "2026-01-01T00:00:03.000Z", "pending"))
+    assert [r.id for r in store.list_notifications()] == ["n3", "n2", "n1"]
+    assert [r.id for r in store.list_notifications(target="api")] == ["n2", "n1"]
+    assert [r.id for r in store.list_notifications(pending_only=True)] == ["n3", "n1"]
+    assert [r.id for r in store.list_notifications(incident_id="i1", pending_only=True)] == ["n1"]
+    done = rec("n1", "api", "2026-01-01T00:00:01.000Z", "delivered", "i1")
+    done.attempts, done.detail = 2, "ok"
+    store.put_notification(done)
+    assert [r.id for r in store.list_notifications(pending_only=True)] == ["n3"]
+    [again] = store.list_notifications(incident_id="i1", limit=1)
+    assert again.id == "n2"
+    got = {r.id: r for r in store.list_notifications(target="api")}
+    assert got["n1"].attempts == 2 and got["n1"].notification == {"kind": "diagnosed", "data": {"n": 1.5}}

@@ -81,10 +81,11 @@ def test_engine_fails_closed_on_an_unevaluable_node():
     tree = load_tree()
     signals, _ = derive({})
     signals["outside_transient"] = object()  # eq against True is fine; make lt fail instead
-    signals["tls_days_to_expiry"] = "x"
-    signals["outside_status"] = "up"
+    signals["http_status"] = "x"  # eq 404 is fine; ge 500 (out_page_5xx) cannot be evaluated
+    signals["outside_status"] = "down"
+    signals["onbox_error"] = "not_configured"
     run = walk(tree, signals)
-    assert run.error and "cert_expiring" in run.error
+    assert run.error and "out_page_5xx" in run.error
 
 
 @pytest.mark.parametrize(

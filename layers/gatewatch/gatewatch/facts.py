@@ -42,6 +42,7 @@ def config_section(target: Any) -> dict[str, Any]:
         "url": target.url,
         "method": target.method,
         "host": target.host.model_dump(mode="json") if target.host is not None else None,
+        "certificate_warn_days": target.alerting.certificate.warn_days,
     }
 
 

@@ -49,6 +49,8 @@ class RoundReport:
     transient: bool = False
     latency_ms: float | None = None
     facts: dict[str, Any] | None = field(default=None, repr=False)
+    cert_days_left: float | None = None  # the public certificate's days to expiry (CertDaysLeft metric)
+    certificate: dict[str, Any] | None = field(default=None, repr=False)  # tls_certificate_expiring verdict
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -95,6 +97,19 @@ def collect_facts(target: Target, outside: dict[str, Any], runner: CommandRunner
                        openapi_paths=routes)
 
 
+def notification_data(config: Config, target: str, incident_id: str | None, data: dict) -> dict:
+    """The structured part every channel may use: the target's URL and the incident's link, then ``data``."""
+    out: dict[str, Any] = {}
+    try:
+        out["url"] = config.target(target).url
+    except KeyError:
+        pass
+    template = config.notifications.dashboard_url
+    if template and incident_id:
+        out["dashboard_url"] = template.replace("{incident_id}", incident_id).replace("{target}", target)
+    return out | data
+
+
 class Pipeline:
     def __init__(
         self,
@@ -116,10 +131,16 @@ class Pipeline:
         self.remediator = remediator
         # what to do when an incident opens: diagnose here (local) or hand it to a state machine (AWS)
         self.on_open: Callable[[Target, dict[str, Any], str, RoundReport], None] = self._open
+        from gatewatch.moments import Moments
+
+        self.moments = Moments(self)  # certificate expiry, flapping, reminders, catch-up after maintenance
 
     # -- one round -------------------------------------------------------------------------------------------
     def run_once(self, targets: list[Target] | None = None) -> list[RoundReport]:
         targets = targets or list(self.config.targets)
+        retry = getattr(self.notifier, "retry_pending", None)
+        if retry is not None:  # deliveries that failed on an earlier round (gatewatch.notify.dispatch)
+            retry()
         results = probe_targets(targets, concurrency=self.config.settings.concurrency, clock=self.clock,
                                 resolver=self.resolver)
         return [self.handle_result(t, r.to_dict()) for t, r in zip(targets, results, strict=True)]
@@ -135,30 +156,52 @@ class Pipeline:
             # resets) only show on the box, so look once and keep the verdict with the probe
             report.facts, report.verdict = self.diagnose(target, outside)
             record = outside | {"diagnosis": {k: report.verdict[k] for k in ("category", "title", "leaf")}}
+        days = ((probe.get("tls") or {}).get("days_to_expiry"))
+        report.cert_days_left = round(float(days), 2) if isinstance(days, int | float) else None
+        report.certificate = self.moments.certificate_verdict(target, outside)
+        if report.certificate is not None:  # produced on up rounds too: expiry is independent of up/down
+            report.verdict = report.verdict or report.certificate
+            record = record | {"certificate": report.certificate["certificate"]}
         self.store.record_probe(ProbeRecord(
             target=target.name, at=outside.get("at") or self.clock.iso(), status=outside["status"],
             reason=probe.get("reason"), total_ms=report.latency_ms, result=record,
         ))
-        transition = self._advance_state(target, up=outside["status"] != "down")
+        transition, flap, was_flapping = self._advance_state(target, up=outside["status"] != "down",
+                                                             outside=outside)
         report.incident_id = transition.incident_id
         if transition.event == OPENED:
             self.on_open(target, outside, transition.incident_id, report)
         elif transition.event == RESOLVED:
             self._resolve(target, transition.incident_id, transition.duration_s, report)
+        self.moments.after_round(target, outside, transition.state, flap, report, was_flapping)
         return report
 
-    def _advance_state(self, target: Target, up: bool):
-        """Apply the round to the stored UP/DOWN state with a conditional write (re-read on a lost race)."""
+    def _advance_state(self, target: Target, up: bool, outside: dict[str, Any] | None = None):
+        """Apply the round to the stored UP/DOWN state with a conditional write (re-read on a lost race).
+
+        Returns the transition, the flapping event of gatewatch.moments (or None) and the flapping incident
+        that was open before this round."""
         for _ in range(5):
             state = self.store.get_state(target.name) or TargetState(target=target.name)
             transition = apply_result(state, up, self.clock.now(), target.alerting.failure_threshold,
                                       target.alerting.success_threshold)
+            flap = self.moments.advance(target, state, transition.state, outside or {"status": "up" if up
+                                                                                         else "down"})
             try:
                 self.store.put_state(transition.state, expected_version=state.version)
             except ConflictError:
                 continue
-            return transition
+            return transition, flap, state.flapping_incident_id
         raise ConflictError(f"state of {target.name} kept changing under this prober")
+
+    def diagnose_failing_round(self, target: Target, outside: dict[str, Any], incident_id: str | None = None):
+        """Facts and verdict for a failing round: with the on-box checks locally, from the outside in AWS (the
+        state machine owns on-box runs there)."""
+        if self.on_open == self._open:
+            return self.diagnose(target, outside, incident_id)
+        facts = collect_facts(target, outside, None, incident_id=incident_id, clock=self.clock,
+                              resolver=self.resolver)
+        return facts, diagnose(facts)
 
     def _open(self, target: Target, outside: dict[str, Any], incident_id: str, report: RoundReport) -> None:
         facts, verdict = self.diagnose(target, outside, incident_id)
@@ -218,7 +261,7 @@ class Pipeline:
             return
 
         self.notifier.send(Notification(kind=kind, target=target, incident_id=incident_id, subject=subject,
-                                        text=text, data=data))
+                                        text=text, data=notification_data(self.config, target, incident_id, data)))
 
 
 class Remediator:

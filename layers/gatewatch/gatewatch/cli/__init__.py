@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "gatewatch.cli.check_cmd",
     "gatewatch.cli.lab_cmd",
     "gatewatch.remediation.cli",
+    "gatewatch.cli.notify_cmd",
     "gatewatch.cli.serve_cmd",
     "gatewatch.cli.report_cmd",
     "gatewatch.cli.status_page_cmd",

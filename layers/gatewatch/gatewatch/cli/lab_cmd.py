@@ -25,6 +25,10 @@ def register(sub) -> None:
     up.add_argument("--plain-edge", action="store_true",
                     help="relay bytes only; by default the edge emulates Cloudflare (server/cf-ray, 52x codes)")
     up.add_argument("--wait", type=float, default=60.0, metavar="SECONDS", help="how long to wait for health")
+    topologies = _topology_names()
+    up.add_argument("--topology", choices=topologies, metavar="NAME",
+                    help="how the origin is put together (default: what the lab was brought up with, else classic): "
+                         + ", ".join(topologies))
     lab_sub.add_parser("down", help="stop everything and remove the namespace and the edge")
     lab_sub.add_parser("status", help="each program's state, the edge, health and injected faults")
     lab_sub.add_parser("faults", help="list the faults the lab can inject")
@@ -34,6 +38,9 @@ def register(sub) -> None:
     demo.add_argument("faults", nargs="*", choices=[[], *fault_names], metavar="FAULT",
                       help="only these faults (default: all)")
     demo.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
+    demo.add_argument("--topology", choices=[*topologies, "all"], default=None, metavar="NAME|all",
+                      help="run the demo on this topology, or on every one in turn (default classic); "
+                           "only the faults that apply to a topology run on it")
     inject = lab_sub.add_parser("inject", help="break the lab in one named way and wait until it shows")
     inject.add_argument("fault", choices=fault_names, metavar="FAULT", help="one of: " + ", ".join(fault_names))
     heal = lab_sub.add_parser("heal", help="heal one fault, or with no FAULT everything back to the baseline")
@@ -42,6 +49,12 @@ def register(sub) -> None:
         # also accepted after the action (gatewatch lab status --json); SUPPRESS keeps the parent's value otherwise
         sp.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
     p.set_defaults(func=run)
+
+
+def _topology_names() -> list[str]:
+    from lab.topology import TOPOLOGIES
+
+    return list(TOPOLOGIES)
 
 
 def _fault_names() -> list[str]:
@@ -60,12 +73,16 @@ def run(args) -> int:
         from lab.demo import run_demo
 
         try:
-            return run_demo(args.faults or None, lab=Lab(dir=args.dir), keep=args.keep)
+            if args.topology == "all":
+                from lab.demo import run_demo_all
+
+                return run_demo_all(args.faults or None, dir=args.dir, keep=args.keep)
+            return run_demo(args.faults or None, lab=Lab(dir=args.dir, topology=args.topology), keep=args.keep)
         except LabError as exc:
             print(f"gatewatch lab demo: {exc}", file=sys.stderr)
             return exc.exit_code
     cloudflare = (not args.plain_edge) if action == "up" else None
-    lab = Lab(dir=args.dir, cloudflare=cloudflare)
+    lab = Lab(dir=args.dir, cloudflare=cloudflare, topology=getattr(args, "topology", None))
     try:
         if action == "up":
             status = lab.up(wait_s=args.wait)
@@ -106,11 +123,13 @@ def _fault(name: str):
 
 def _print_faults(as_json: bool) -> int:
     from lab.faults import FAULTS
+    from lab.topology import TOPOLOGIES
 
-    rows = [{"name": f.name, "expect": f.expect, "description": f.description, "proves": f.proves}
-            for f in FAULTS.values()]
+    rows = [{"name": f.name, "expect": f.expect, "description": f.description, "proves": f.proves,
+             "topologies": [t for t, topo in TOPOLOGIES.items() if f.applies_to(topo)]} for f in FAULTS.values()]
     width = max(len(r["name"]) for r in rows)
-    text = "\n".join(f"{r['name']:<{width}}  -> {r['expect']}\n{'':<{width}}     {r['description']}" for r in rows)
+    text = "\n".join(f"{r['name']:<{width}}  -> {r['expect']}\n{'':<{width}}     {r['description']}\n"
+                     f"{'':<{width}}     topologies: {', '.join(r['topologies'])}" for r in rows)
     _out(as_json, rows, text)
     return EXIT_OK
 
@@ -123,9 +142,11 @@ def _status_text(s: dict[str, Any], headline: str) -> str:
     progs = ", ".join(f"{name} {p['state']}" for name, p in s["programs"].items()) or "(supervisord not running)"
     edge = s["edge"]
     health = s["health"]
+    topo = s.get("topology") or {}
     lines = [
         f"{headline}: {s['dir']} (network namespace {s['netns']['name']}: "
         f"{'present' if s['netns']['exists'] else 'absent'})",
+        f"  topology  {topo.get('name', 'classic')}: {topo.get('description', '')}",
         f"  programs  {progs}",
         f"  edge      http://{edge['listen']} ({edge['mode']}, {'running' if edge['running'] else 'not running'})"
         " -> nginx 127.0.0.1:80 inside the namespace",

@@ -63,17 +63,24 @@ def _store(args):
         return None
 
 
-def build_pipeline(config, store, sns_topic_arn=None, ceiling="auto", stream=None):
-    from gatewatch.notify import ConsoleNotifier, FanoutNotifier
-    from gatewatch.pipeline import Pipeline, Remediator
+def build_notifier(config, store, sns_topic_arn=None, stream=None, clock=None):
+    """The console (and SNS with --sns-topic-arn), then the configured channels; every attempt recorded."""
+    from gatewatch.notify import ConsoleNotifier
+    from gatewatch.notify.dispatch import Dispatcher
 
-    notifiers = [ConsoleNotifier(stream=stream or sys.stdout)]
+    local = [ConsoleNotifier(stream=stream or sys.stdout)]
     if sns_topic_arn:
         from gatewatch.notify import SNSNotifier
 
-        notifiers.append(SNSNotifier(sns_topic_arn))
-    notifier = notifiers[0] if len(notifiers) == 1 else FanoutNotifier(notifiers)
-    pipeline = Pipeline(config, store, notifier)
+        local.append(SNSNotifier(sns_topic_arn))
+    return Dispatcher(config, store, clock, local=local)
+
+
+def build_pipeline(config, store, sns_topic_arn=None, ceiling="auto", stream=None):
+    from gatewatch.pipeline import Pipeline, Remediator
+
+    pipeline = Pipeline(config, store, None)
+    pipeline.notifier = build_notifier(config, store, sns_topic_arn, stream, pipeline.clock)
     pipeline.remediator = Remediator(store, pipeline.clock, ceiling=ceiling, runner_for=pipeline.runner_for,
                                      resolver=pipeline.resolver)
     return pipeline

@@ -121,6 +121,26 @@ class Health(_Strict):
 class Database(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=5432, ge=1, le=65535)
+    kind: Literal["postgresql", "mysql"] | None = Field(
+        default=None, description="postgresql or mysql (MariaDB too); default from the port: 3306 is mysql"
+    )
+    name: str | None = Field(default=None, description="the database the app uses (the handshake asks for it)")
+    user: str | None = Field(default=None, description="the user the app connects as (no password is ever sent)")
+
+    @field_validator("name", "user")
+    @classmethod
+    def _db_word(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_.$-]{1,63}", value):
+            raise ValueError(f"must be 1 to 63 letters, digits and _ . $ - (got {value!r})")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_from_port(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("kind") is None:
+            port = data.get("port", 5432)
+            return {**data, "kind": "mysql" if port in (3306, 33060) else "postgresql"}
+        return data
 
     @field_validator("host")
     @classmethod
@@ -141,6 +161,9 @@ class Host(_Strict):
     process_match: str | None = Field(default=None, description="substring of the backend's command line")
     backend_host: str = "127.0.0.1"
     backend_port: int = Field(default=8000, ge=1, le=65535)
+    backend_socket: str | None = Field(
+        default=None, description="the backend's unix socket path, instead of backend_host/backend_port"
+    )
     health_path: str = "/health"
     nginx_port: int = Field(default=80, ge=1, le=65535)
     nginx_bin: str = "nginx"
@@ -278,7 +301,8 @@ class Host(_Strict):
             raise ValueError(f"must be a URL path starting with '/', e.g. /health (got {value!r})")
         return value
 
-    @field_validator("nginx_bin", "nginx_conf", "nginx_prefix", "nginx_error_log", "app_log", "supervisor_config")
+    @field_validator("nginx_bin", "nginx_conf", "nginx_prefix", "nginx_error_log", "app_log", "supervisor_config",
+                     "backend_socket")
     @classmethod
     def _paths(cls, value: str | None, info) -> str | None:
         if value is None:
@@ -297,6 +321,13 @@ class Host(_Strict):
     def _extra_paths(cls, value: list[str]) -> list[str]:
         return [_check_path(v) for v in value]
 
+    @field_validator("backend_socket")
+    @classmethod
+    def _backend_socket(cls, value: str | None) -> str | None:
+        if value is not None and len(_check_path(value)) > 107:
+            raise ValueError(f"a unix socket path has at most 107 characters (got {len(value)})")
+        return value
+
     @model_validator(mode="after")
     def _where(self) -> Host:
         if self.instance_id and self.instance_tags:
@@ -307,6 +338,8 @@ class Host(_Strict):
             raise ValueError("netns applies to local: true hosts only")
         if self.service_manager == "supervisor" and not self.service:
             raise ValueError("service_manager: supervisor needs service: the supervisor program name")
+        if self.backend_socket and ("backend_host" in self.model_fields_set or "backend_port" in self.model_fields_set):
+            raise ValueError("give backend_socket (a unix socket) or backend_host/backend_port, not both")
         return self
 
 
@@ -408,9 +441,84 @@ class MaintenanceWindow(_Strict):
         return self
 
 
+class Flapping(_Strict):
+    """A target flaps when at least ``failures`` of its last ``rounds`` rounds failed (a transient round counts)."""
+
+    failures: int = Field(default=3, ge=1, le=100)
+    rounds: int = Field(default=10, ge=2, le=100)
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _fits(self) -> Flapping:
+        if self.failures > self.rounds:
+            raise ValueError(f"failures ({self.failures}) cannot exceed rounds ({self.rounds})")
+        return self
+
+
+class CertificateAlert(_Strict):
+    """Certificate expiry, alerted on its own (the site is up): one notification per threshold crossed."""
+
+    warn_days: float = Field(default=14, gt=0, le=365)
+    critical_days: float = Field(default=3, gt=0, le=365)
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _order(self) -> CertificateAlert:
+        if self.critical_days >= self.warn_days:
+            raise ValueError(f"critical_days ({self.critical_days}) must be below warn_days ({self.warn_days})")
+        return self
+
+
 class Alerting(_Strict):
     failure_threshold: int = Field(default=2, ge=1, le=100)
     success_threshold: int = Field(default=2, ge=1, le=100)
+    channels: list[str] | None = Field(default=None, description="notification channels by name (default: "
+                                       "notifications.default)")
+    reminder_minutes: int = Field(default=60, ge=0, le=10080, description="remind while open; 0 disables")
+    flapping: Flapping = Field(default_factory=Flapping)
+    certificate: CertificateAlert = Field(default_factory=CertificateAlert)
+
+
+ChannelType = Literal["webhook", "slack", "pagerduty", "teams", "sns", "console"]
+# the fields that carry a secret: they may only be ${VAR} references (expanded when a notification is sent)
+CHANNEL_SECRETS = {"webhook": ("secret",), "slack": ("url",), "teams": ("url",), "pagerduty": ("routing_key",)}
+
+
+class Channel(_Strict):
+    """One notification channel (gatewatch.notify): where it goes and which kinds it takes."""
+
+    type: ChannelType
+    url: str | None = Field(default=None, description="webhook/slack/teams URL; slack and teams: ${VAR} only")
+    secret: str | None = Field(default=None, description="webhook HMAC-SHA256 key, ${VAR} only")
+    routing_key: str | None = Field(default=None, description="PagerDuty integration key, ${VAR} only")
+    events_url: str = Field(default="https://events.pagerduty.com/v2/enqueue", description="PagerDuty Events v2")
+    topic_arn: str | None = None
+    kinds: list[str] | None = Field(default=None, description="notification kinds to send (default: all)")
+    timeout_s: float = Field(default=10, gt=0, le=60)
+    retries: int = Field(default=3, ge=0, le=10, description="immediate retries on 429/5xx/connection errors")
+
+    @model_validator(mode="after")
+    def _complete(self) -> Channel:
+        needs = {"webhook": ("url",), "slack": ("url",), "teams": ("url",), "pagerduty": ("routing_key",),
+                 "sns": ("topic_arn",)}.get(self.type, ())
+        for name in needs:
+            if not getattr(self, name):
+                raise ValueError(f"a {self.type} channel needs {name}")
+        for name in CHANNEL_SECRETS.get(self.type, ()):
+            value = getattr(self, name)
+            if value is not None and not ENV_REF_RE.fullmatch(value):
+                raise ValueError(f"{name} of a {self.type} channel is a secret: write it as an environment "
+                                 "reference like ${GATEWATCH_" + f"{self.type.upper()}_{name.upper()}" + "}")
+        if self.url and not ENV_REF_RE.fullmatch(self.url):
+            _check_url(self.url)
+        return self
+
+
+class Notifications(_Strict):
+    channels: dict[str, Channel] = Field(default_factory=dict)
+    default: list[str] = Field(default_factory=list, description="channels for targets that name none")
+    redeliver_rounds: int = Field(default=20, ge=1, le=1000, description="rounds a failed delivery is retried")
+    dashboard_url: str | None = Field(default=None, description="link in messages; {incident_id} and {target}")
 
 
 class Confirm(_Strict):
@@ -487,6 +595,25 @@ class Settings(_Strict):
 class Config(_Strict):
     settings: Settings = Field(default_factory=Settings)
     targets: list[Target]
+    notifications: Notifications = Field(default_factory=Notifications)
+
+    @model_validator(mode="after")
+    def _channels_known(self) -> Config:
+        known = set(self.notifications.channels)
+        for where, names in [("notifications.default", self.notifications.default),
+                             *((f"{t.name}.alerting.channels", t.alerting.channels or []) for t in self.targets)]:
+            missing = [n for n in names if n not in known]
+            if missing:
+                raise ValueError(f"{where} names unknown channel(s) {', '.join(missing)} (known: "
+                                 f"{', '.join(sorted(known)) or 'none'})")
+        allow = frozenset(self.settings.env_allow)
+        for name, ch in self.notifications.channels.items():
+            for text in (ch.url, ch.secret, ch.routing_key):
+                for var in envrefs.names(text or ""):
+                    why = envrefs.refusal(var, self.settings.env_prefix, allow)
+                    if why:
+                        raise ValueError(f"notifications.channels.{name}: {why}")
+        return self
 
     @field_validator("targets")
     @classmethod

@@ -13,7 +13,8 @@ from typing import Any
 
 log = logging.getLogger("gatewatch.notify")
 
-KINDS = ("opened", "diagnosed", "resolved", "remediated", "escalated", "error")
+KINDS = ("opened", "diagnosed", "resolved", "remediated", "escalated", "error", "reminder", "certificate", "test")
+RESOLVING_KINDS = ("resolved", "remediated")
 SUBJECT_MAX = 100  # SNS: "less than or equal to 100 characters"
 
 
@@ -54,6 +55,16 @@ class Delivery:
     ok: bool
     detail: str | None = None  # the error, when not ok
     message_id: str | None = None
+    retry: bool = True  # when not ok: worth trying again on a later round (False: the receiver refused it)
+    retry_after_s: float | None = None  # the receiver's Retry-After, when it asked for a longer wait
+
+
+class DeliveryError(Exception):
+    """A channel could not deliver; ``retry`` False when trying again cannot help (a 400, a missing secret)."""
+
+    def __init__(self, message: str, retry: bool = True, retry_after_s: float | None = None):
+        super().__init__(message)
+        self.retry, self.retry_after_s = retry, retry_after_s
 
 
 def one_line(text: str, limit: int) -> str:
@@ -69,6 +80,10 @@ class Notifier(abc.ABC):
         """Deliver, or log why not; never raises for a delivery failure."""
         try:
             return self._deliver(notification)
+        except DeliveryError as exc:
+            log.warning("gatewatch: %s could not deliver %s for %s: %s", self.channel, notification.kind,
+                        notification.target, exc)
+            return Delivery(self.channel, False, str(exc), retry=exc.retry, retry_after_s=exc.retry_after_s)
         except Exception as exc:  # noqa: BLE001 - the port's promise: a failed delivery is a status, not a crash
             log.warning("gatewatch: %s could not deliver %s for %s: %s", self.channel, notification.kind,
                         notification.target, exc)

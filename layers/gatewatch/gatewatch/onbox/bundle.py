@@ -17,10 +17,13 @@ import shutil
 import sys
 import tempfile
 import threading
+import tokenize
 import zipfile
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).with_name("checks")
+# Library files the package uses that the zipapp must carry (stdlib-only, Python 3.8): vendored beside its modules.
+VENDORED = {"hostpaths.py": Path(__file__).resolve().parents[1] / "hostpaths.py"}
 ZIP_PACKAGE = "gatewatch_onbox"
 ZIPAPP_NAME = "gatewatch-onbox.pyz"
 MAIN = (
@@ -34,6 +37,45 @@ _lock = threading.Lock()
 _built: dict[str, Path] = {}
 
 
+def strip_source(text: str) -> str:
+    """The module without comments, docstrings and blank lines: the same code, a fifth smaller once compressed.
+
+    Works on tokenize's positions only (it never re-renders code), so the result is the same on every Python;
+    lines inside strings that span lines are left exactly as they are. A docstring becomes ``''`` (a body may
+    consist of nothing else).
+    """
+    tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    significant = [t for t in tokens if t.type not in (tokenize.NL, tokenize.COMMENT)]
+    following = {id(t): significant[i + 1] if i + 1 < len(significant) else None for i, t in enumerate(significant)}
+    statement_start = (None, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT)
+    edits, protected, prev = [], set(), None
+    for tok in tokens:
+        if tok.type == tokenize.COMMENT:
+            edits.append((tok.start, tok.end, ""))
+            continue
+        if tok.type == tokenize.NL:
+            continue
+        if tok.type == tokenize.STRING:
+            after = following[id(tok)]
+            if prev in statement_start and after is not None and after.type in (tokenize.NEWLINE, tokenize.ENDMARKER):
+                edits.append((tok.start, tok.end, "''"))
+            elif tok.start[0] != tok.end[0]:
+                protected.update(range(tok.start[0], tok.end[0] + 1))
+        prev = tok.type
+    lines = text.splitlines(keepends=True)
+    for (srow, scol), (erow, ecol), replacement in reversed(edits):
+        lines[srow - 1] = lines[srow - 1][:scol] + replacement + lines[erow - 1][ecol:]
+        for row in range(srow, erow):
+            lines[row] = ""
+    out = []
+    for number, line in enumerate(lines, 1):
+        if number in protected:
+            out.append(line)
+        elif line.strip():
+            out.append(line.rstrip() + "\n")
+    return "".join(out)
+
+
 def package_files(package_dir: Path = PACKAGE_DIR) -> list[Path]:
     """The package's modules, sorted (no __pycache__, no data files: the package is code only)."""
     return sorted(p for p in package_dir.glob("*.py") if p.is_file())
@@ -42,7 +84,9 @@ def package_files(package_dir: Path = PACKAGE_DIR) -> list[Path]:
 def zipapp_bytes(package_dir: Path = PACKAGE_DIR) -> bytes:
     """The zipapp, byte for byte the same for the same sources."""
     buffer = io.BytesIO()
-    members = [(f"{ZIP_PACKAGE}/{p.name}", p.read_bytes()) for p in package_files(package_dir)]
+    sources = [(p.name, p) for p in package_files(package_dir)] + sorted(VENDORED.items())
+    members = [(f"{ZIP_PACKAGE}/{name}", strip_source(p.read_text(encoding="utf-8")).encode("utf-8"))
+               for name, p in sources]
     members.append(("__main__.py", MAIN.encode("utf-8")))
     with zipfile.ZipFile(buffer, "w") as zf:
         for name, data in sorted(members):

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from gatewatch.config.models import Target
+if TYPE_CHECKING:  # config.models imports the on-box allow-list, which imports this package
+    from gatewatch.config.models import Target
 
 HOST_KEYS = (
     "service", "service_manager", "supervisor_config", "process_match", "backend_host", "backend_port",
     "health_path", "nginx_port", "nginx_bin", "nginx_conf", "nginx_prefix", "nginx_error_log", "app_log",
-    "log_window_minutes", "extra_paths",
+    "log_window_minutes", "extra_paths", "backend_socket",
 )
 
 
@@ -27,7 +28,12 @@ def onbox_params(target: Target) -> dict[str, Any]:
         raise ValueError(f"target {target.name!r} has no host section: the on-box checks need one")
     params: dict[str, Any] = {key: getattr(host, key) for key in HOST_KEYS}
     params["extra_paths"] = list(host.extra_paths)
-    params["database"] = {"host": host.database.host, "port": host.database.port} if host.database else None
+    params["log_roots"] = list(host.log_roots)
+    params["database"] = None
+    if host.database:
+        db = host.database
+        params["database"] = {"host": db.host, "port": db.port}
+        params["database"].update({k: getattr(db, k) for k in ("kind", "name", "user") if getattr(db, k) is not None})
     url = urlsplit(target.url)
     params["endpoint_path"] = (url.path or "/") + (f"?{url.query}" if url.query else "")
     params["endpoint_method"] = target.method

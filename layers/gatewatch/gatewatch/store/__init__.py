@@ -1,6 +1,15 @@
 """The results store port and its adapters."""
 
-from gatewatch.store.base import ActionRecord, ClaimRecord, Incident, LockRecord, ProbeRecord, ResultsStore, TargetState
+from gatewatch.store.base import (
+    ActionRecord,
+    ClaimRecord,
+    Incident,
+    LockRecord,
+    NotificationRecord,
+    ProbeRecord,
+    ResultsStore,
+    TargetState,
+)
 from gatewatch.store.dynamodb import DynamoDBStore
 from gatewatch.store.exceptions import ConflictError, StoreError
 from gatewatch.store.sqlite import DEFAULT_DB_PATH, SQLiteStore, default_db_path
@@ -13,6 +22,7 @@ __all__ = [
     "DynamoDBStore",
     "Incident",
     "LockRecord",
+    "NotificationRecord",
     "ProbeRecord",
     "ResultsStore",
     "SQLiteStore",

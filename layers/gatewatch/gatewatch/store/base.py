@@ -23,6 +23,8 @@ class TargetState:
     since: str | None = None  # when the current status began (ISO-8601 UTC)
     updated_at: str | None = None
     version: int = 0  # bumped on every write; writes are conditional on it
+    recent: str = ""  # the last rounds, oldest first: 1 failed (or only the retry passed), 0 passed (flapping)
+    flapping_incident_id: str | None = None  # the open flapping incident (gatewatch.moments)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -102,6 +104,32 @@ class ClaimRecord:
         return asdict(self)
 
 
+@dataclass
+class NotificationRecord:
+    """One notification on one channel and every attempt at it (gatewatch.notify.dispatch).
+
+    ``status``: delivered | pending (failed, retried on a later round from ``next_at``) | failed (gave up, or the
+    receiver refused it for good). ``notification`` is the whole notification, so a later round can resend it.
+    """
+
+    id: str
+    target: str
+    channel: str
+    event: str  # the notification's kind: opened, diagnosed, resolved, reminder, certificate, ...
+    first_at: str
+    incident_id: str | None = None
+    subject: str | None = None
+    status: str = "pending"
+    attempts: int = 0
+    last_at: str | None = None
+    next_at: str | None = None
+    detail: str | None = None  # the last error, or the receiver's message id
+    notification: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 def dumps(value: Any) -> str:
     """One JSON serialisation for every adapter, so stored documents compare equal across them."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
@@ -168,12 +196,18 @@ class ResultsStore(abc.ABC):
         """
         raise NotImplementedError(f"{type(self).__name__} has no acquire_lock")
 
+    def store_now(self) -> str:
+        """The store's own time as ``clock.iso`` text. Leases are taken and judged against it, never against a
+        caller's clock, so a runner whose clock is fast cannot take over a live lease (SQLite: the database's
+        ``now``; DynamoDB: the service's Date header). Adapters may be given a clock to stand in for it (tests)."""
+        raise NotImplementedError(f"{type(self).__name__} has no store_now")
+
     def release_lock(self, name: str, owner: str) -> bool:
         """Drop the lease if ``owner`` still holds it (never someone else's); True when it was dropped."""
         raise NotImplementedError(f"{type(self).__name__} has no release_lock")
 
     def get_lock(self, name: str) -> LockRecord | None:
-        """The stored lease, expired or not (callers compare ``expires_at`` with their clock)."""
+        """The stored lease, expired or not (callers compare ``expires_at`` with ``store_now()``)."""
         raise NotImplementedError(f"{type(self).__name__} has no get_lock")
 
     def claim(self, key: str, at: str, detail: dict[str, Any] | None = None) -> bool:
@@ -186,6 +220,16 @@ class ResultsStore(abc.ABC):
     def update_claim(self, key: str, detail: dict[str, Any]) -> None:
         """Replace the detail of an existing claim (its outcome); StoreError when there is no such claim."""
         raise NotImplementedError(f"{type(self).__name__} has no update_claim")
+
+    # Notification attempts (gatewatch.notify.dispatch). Not abstract, like the leases above.
+    def put_notification(self, record: NotificationRecord) -> None:
+        """Create or replace the record with ``record.id``."""
+        raise NotImplementedError(f"{type(self).__name__} has no put_notification")
+
+    def list_notifications(self, target: str | None = None, incident_id: str | None = None,
+                           pending_only: bool = False, limit: int = 50) -> list[NotificationRecord]:
+        """Newest first (by ``first_at``)."""
+        raise NotImplementedError(f"{type(self).__name__} has no list_notifications")
 
     def close(self) -> None:  # noqa: B027 - optional for adapters without resources
         """Release connections."""

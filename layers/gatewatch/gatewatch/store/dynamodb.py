@@ -22,6 +22,7 @@ from gatewatch.store.base import (
     ClaimRecord,
     Incident,
     LockRecord,
+    NotificationRecord,
     ProbeRecord,
     ResultsStore,
     TargetState,
@@ -96,7 +97,8 @@ def _default_client() -> Any:
 
 
 class DynamoDBStore(ResultsStore):
-    def __init__(self, table_name: str, client: Any = None, probe_ttl_days: int = PROBE_TTL_DAYS):
+    def __init__(self, table_name: str, client: Any = None, probe_ttl_days: int = PROBE_TTL_DAYS,
+                 clock: Any = None):
         if not table_name:
             raise StoreError("DynamoDBStore needs a table name (TABLE_NAME)")
         from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -106,6 +108,7 @@ class DynamoDBStore(ResultsStore):
         self._client = client or _default_client()
         self._ser, self._de = TypeSerializer(), TypeDeserializer()
         self._seq = _Sequence()
+        self._clock = clock  # stands in for the service's time (tests); None: DynamoDB's Date header
 
     # -- plumbing ----------------------------------------------------------------------------------------------
     def _call(self, op: str, **kwargs: Any) -> dict[str, Any]:
@@ -345,6 +348,20 @@ class DynamoDBStore(ResultsStore):
             return False
         return True
 
+    def store_now(self) -> str:
+        """DynamoDB's own time: the Date header of a consistent read (one second resolution, never the caller's)."""
+        if self._clock is not None:
+            return self._clock.iso()
+        from email.utils import parsedate_to_datetime
+
+        from gatewatch.clock import iso
+
+        out = self._call("get_item", Key=self._encode({"PK": "CLOCK", "SK": "CLOCK"}), ConsistentRead=True)
+        date = (out.get("ResponseMetadata", {}).get("HTTPHeaders") or {}).get("date")
+        if not date:
+            raise StoreError(f"DynamoDB get_item on {self.table_name}: no Date header to take the time from")
+        return iso(parsedate_to_datetime(date))
+
     def release_lock(self, name: str, owner: str) -> bool:
         try:
             self._call(
@@ -388,3 +405,38 @@ class DynamoDBStore(ResultsStore):
             )
         except ConflictError:
             raise StoreError(f"no claim {key}") from None
+
+    # -- notification attempts (gatewatch.notify.dispatch) ---------------------------------------------------
+    # GSI2 partition "NOTIFY#pending" holds only the deliveries still to retry, so a round reads just those.
+    def put_notification(self, record: NotificationRecord) -> None:
+        when = f"{record.first_at}#{record.id}"
+        self._put({
+            **record.to_dict(),
+            "PK": f"NOTIFY#{record.id}", "SK": "NOTIFY",
+            "GSI1PK": f"TARGET#{record.target}", "GSI1SK": f"NOTIFY#{when}",
+            "GSI2PK": "NOTIFY#pending" if record.status == "pending" else "NOTIFY", "GSI2SK": when,
+            "kind": "notification", "expires_at": int(time.time()) + self.probe_ttl_days * 86_400,
+        })
+
+    def list_notifications(self, target: str | None = None, incident_id: str | None = None,
+                           pending_only: bool = False, limit: int = 50) -> list[NotificationRecord]:
+        if limit <= 0:
+            return []
+
+        def keep(item: dict[str, Any]) -> bool:
+            return ((incident_id is None or item.get("incident_id") == incident_id)
+                    and (target is None or item.get("target") == target)
+                    and (not pending_only or item.get("status") == "pending"))
+
+        if pending_only:
+            items = self._query("GSI2PK", "NOTIFY#pending", index=GSI_BY_KIND, newest_first=True, limit=limit,
+                                keep=keep)
+        elif target:
+            items = self._query("GSI1PK", f"TARGET#{target}", "NOTIFY#", index=GSI_BY_TARGET, newest_first=True,
+                                limit=limit, keep=keep)
+        else:
+            items = self._query("GSI2PK", "NOTIFY", index=GSI_BY_KIND, newest_first=True, limit=limit, keep=keep)
+            items += self._query("GSI2PK", "NOTIFY#pending", index=GSI_BY_KIND, newest_first=True, limit=limit,
+                                 keep=keep)
+            items = sorted(items, key=lambda i: i.get("GSI2SK", ""), reverse=True)[:limit]
+        return [NotificationRecord(**_fields_of(NotificationRecord, i)) for i in items]

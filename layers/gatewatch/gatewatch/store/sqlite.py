@@ -18,6 +18,7 @@ from gatewatch.store.base import (
     ClaimRecord,
     Incident,
     LockRecord,
+    NotificationRecord,
     ProbeRecord,
     ResultsStore,
     TargetState,
@@ -53,6 +54,12 @@ CREATE TABLE IF NOT EXISTS locks (
 CREATE TABLE IF NOT EXISTS claims (
     key TEXT PRIMARY KEY, at TEXT NOT NULL, doc TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS notifications (
+    id TEXT PRIMARY KEY, target TEXT NOT NULL, incident_id TEXT, first_at TEXT NOT NULL, status TEXT NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS notifications_by_target ON notifications (target, first_at);
+CREATE INDEX IF NOT EXISTS notifications_pending ON notifications (status, first_at);
 """
 
 
@@ -62,8 +69,9 @@ def default_db_path() -> Path:
 
 
 class SQLiteStore(ResultsStore):
-    def __init__(self, path: str | os.PathLike[str] | None = None):
+    def __init__(self, path: str | os.PathLike[str] | None = None, clock: Any = None):
         self.path = Path(path) if path else default_db_path()
+        self._clock = clock  # stands in for the database's own time (tests); None: SQLite's now
         if str(self.path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
@@ -210,6 +218,11 @@ class SQLiteStore(ResultsStore):
         )
         return cur.rowcount == 1
 
+    def store_now(self) -> str:
+        if self._clock is not None:
+            return self._clock.iso()
+        return self._run("SELECT strftime('%Y-%m-%dT%H:%M:%fZ', 'now')").fetchone()[0]
+
     def release_lock(self, name: str, owner: str) -> bool:
         return self._run("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner)).rowcount == 1
 
@@ -233,6 +246,22 @@ class SQLiteStore(ResultsStore):
     def update_claim(self, key: str, detail: dict[str, Any]) -> None:
         if self._run("UPDATE claims SET doc = ? WHERE key = ?", (dumps(detail), key)).rowcount != 1:
             raise StoreError(f"no claim {key}")
+
+    def put_notification(self, record: NotificationRecord) -> None:
+        self._run(
+            "INSERT OR REPLACE INTO notifications (id, target, incident_id, first_at, status, doc) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (record.id, record.target, record.incident_id, record.first_at, record.status, dumps(record.to_dict())),
+        )
+
+    def list_notifications(self, target: str | None = None, incident_id: str | None = None,
+                           pending_only: bool = False, limit: int = 50) -> list[NotificationRecord]:
+        rows = self._run(
+            "SELECT doc FROM notifications WHERE (? IS NULL OR target = ?) AND (? IS NULL OR incident_id = ?) "
+            "AND (? = 0 OR status = 'pending') ORDER BY first_at DESC, id DESC LIMIT ?",
+            (target, target, incident_id, incident_id, int(pending_only), limit),
+        ).fetchall()
+        return [NotificationRecord(**json.loads(r[0])) for r in rows]
 
     def close(self) -> None:
         with self._lock:

@@ -210,6 +210,8 @@ def deciding(tree: Any, path: list[dict[str, Any]], leaf: Any, context: dict[str
         text = " ".join(str(text).split())
         if key in seen_keys or text in seen_texts or not _present(text):
             return
+        if outside and key in OUTSIDE_LABELS and f" {text} " in f" {outside[0]['text']} ":
+            return  # already said in what the outside sees
         seen_keys.add(key)
         seen_texts.add(text)
         item = {"fact": key, "label": label or OUTSIDE_LABELS.get(key) or HOST_LABELS.get(key) or key,

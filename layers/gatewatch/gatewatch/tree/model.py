@@ -26,6 +26,8 @@ CATEGORIES = (
     "out_of_memory", "disk_full", "fd_exhausted", "unknown",
     # added: Cloudflare 520 (origin sent garbage) and keep-alive resets are causes of their own
     "origin_bad_response", "proxy_keepalive_reset",
+    # DESIGN's vocabulary: a target failing intermittently (gatewatch.moments opens these, not a leaf)
+    "flapping",
 )
 REMEDIATIONS = (None, "restart_backend", "start_proxy", "reload_proxy")
 OPS_BY_TYPE = {

@@ -107,6 +107,13 @@ def tls_days_to_expiry(f):
     return dig(f, "outside.probe.tls.days_to_expiry")
 
 
+@signal("bool", False, "the public certificate expires within the target's warn_days (default 14)")
+def tls_expiring(f):
+    days = dig(f, "outside.probe.tls.days_to_expiry")
+    warn = dig(f, "config.certificate_warn_days") or 14
+    return isinstance(days, int | float) and days < warn
+
+
 @signal("bool", False, "the health endpoint is configured and passed")
 def health_ok(f):
     return bool(dig(f, "outside.health.ok"))

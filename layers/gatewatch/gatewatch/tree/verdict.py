@@ -79,6 +79,38 @@ def _manager_commands(host: dict[str, Any]) -> dict[str, str]:
     }
 
 
+UNASKED = ("is the backend process running and listening", "does nginx's error log name the failure",
+           "what was the backend's last exception", "does the route fail straight at the backend")
+
+
+def _escaped(text: Any, limit: int = 200) -> str:
+    """A response body as one line of printable ASCII: controls and non-ASCII escaped, markup shown as text."""
+    flat = " ".join(str(text or "").split())
+    flat = "".join(c if 32 <= ord(c) != 127 else f"\\x{ord(c):02x}" for c in flat)
+    escaped = flat.encode("ascii", "backslashreplace").decode("ascii")
+    return escaped if len(escaped) <= limit else escaped[: limit - 3] + "..."
+
+
+def _response_context(probe: dict[str, Any], health: dict[str, Any]) -> dict[str, str]:
+    """What the failing response itself says, for targets seen from the outside only."""
+    http = probe.get("http") or {}
+    headers = {str(k).lower(): v for k, v in (http.get("headers") or {}).items()}
+    ray = headers.get("cf-ray") or (probe.get("cloudflare") or {}).get("ray")
+    body = _escaped(http.get("body_excerpt"))
+    hh = health.get("http") or {}
+    return {
+        "response_server": _escaped(headers.get("server"), 80) or "not named",
+        "response_ray": _escaped(ray, 80) or "none",
+        "response_ray_words": f", Cloudflare ray {_escaped(ray, 80)}" if ray else "",
+        "response_ray_step": f" (Cloudflare ray {_escaped(ray, 80)} finds the request in Cloudflare's logs)" if ray
+        else "",
+        "response_body": f'"{body}"' if body else "an empty body",
+        "health_summary": (f"{health.get('url') or 'the health URL'} answered {hh['status']}" if hh.get("status")
+                           else "not configured"),
+        "unasked": "; ".join(UNASKED),
+    }
+
+
 def _oom_words(kill: Any) -> str:
     if not isinstance(kill, dict):
         return _short(kill, 200)
@@ -138,6 +170,8 @@ def build_context(facts: dict[str, Any], signals: dict[str, Any]) -> _Context:
     c["days_to_expiry"] = f"{days:.1f}" if isinstance(days, int | float) else "unknown"
     cf = probe.get("cloudflare") or {}
     c.update(cf_code=cf.get("code") or "none", cf_meaning=cf.get("meaning") or "no Cloudflare code")
+    c.update(_response_context(probe, dig(facts, "outside.health") or {}))
+    c["method"] = cfg.get("method") or probe.get("method") or "GET"
     c["health_database"] = signals.get("health_database") or "unknown"
     err = facts.get("onbox_error") or {}
     c["onbox_error_detail"] = (

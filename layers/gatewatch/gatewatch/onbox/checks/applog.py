@@ -11,6 +11,7 @@ import time
 from .common import APP_LOG_LINES, APP_LOG_TAIL_BYTES, FAIL, OK, UNKNOWN, _errtext, _short, read_tail, run_cmd
 from .registry import check, result
 from .service import supervisor_paths
+from .trust import allowed_log
 
 EXC_LINE_RE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Exit|Failure|Interrupt|Refused|Timeout))"
                          r"(?::\s*(.*))?$")
@@ -58,7 +59,12 @@ def check_app_log(ctx):
     window_s = p["log_window_minutes"] * 60
     candidates = []
     if p["app_log"]:
-        candidates.append(("file", p["app_log"]))
+        why = allowed_log(p["app_log"], p["log_roots"])
+        if why:
+            error = "app_log not read: %s" % why
+            evidence.append(error)
+        else:
+            candidates.append(("file", p["app_log"]))
     if p["service_manager"] == "supervisor" and p["service"]:
         paths = supervisor_paths(p["supervisor_config"], p["service"]) if p["supervisor_config"] else {}
         if paths.get("stderr_log"):

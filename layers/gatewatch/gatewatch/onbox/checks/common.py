@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -142,6 +143,28 @@ def read_tail(path: str, limit: int):
         cut = data.find(b"\n")
         data = data[cut + 1:] if cut >= 0 else b""
     return data.decode("utf-8", "replace"), size
+
+
+# Control characters (C0 but tab and newline, DEL, C1) and the bidirectional overrides: a log line or a request
+# field must not move a terminal's cursor, colour a notification or reorder what a person reads.
+_CONTROL_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters shown as escapes (``\\x1b``, ``\\u202e``)."""
+    return _CONTROL_RE.sub(lambda m: "\\x%02x" % ord(m.group()) if ord(m.group()) < 0x100
+                           else "\\u%04x" % ord(m.group()), text)
+
+
+def escape_controls(node):
+    """Every string in a JSON-like document, ``printable``; keys too."""
+    if isinstance(node, str):
+        return printable(node)
+    if isinstance(node, list):
+        return [escape_controls(x) for x in node]
+    if isinstance(node, dict):
+        return {printable(k) if isinstance(k, str) else k: escape_controls(v) for k, v in node.items()}
+    return node
 
 
 def _errtext(exc: BaseException) -> str:

@@ -4,7 +4,6 @@
 # ruff: noqa: UP031, UP041
 from __future__ import annotations
 
-import json
 import re
 import socket
 import threading
@@ -13,7 +12,7 @@ import time
 from .common import ENDPOINT_TIMEOUT_S, FAIL, HEALTH_TIMEOUT_S, HTTP_MAX_BYTES, OK, UNKNOWN, VERSION, _errtext, _short
 from .registry import check, result
 from .sockets import _fmt_addr
-from .validate import _ip_or_localhost
+from .validate import _ip_or_localhost, bounded_json
 
 # HTTP: a tiny client with a total deadline and a size bound (http.client's timeout is per socket operation).
 
@@ -99,8 +98,8 @@ def http_check(host: str, port: int, path: str, method: str = "GET", host_header
         ctype = headers.get("content-type", "")
         if not out["timed_out"] and len(raw_body) <= 8192 and ("json" in ctype or text.strip()[:1] in ("{", "[")):
             try:
-                out["json"] = json.loads(text)
-            except ValueError:
+                out["json"] = bounded_json(text, 8192, 16)
+            except (ValueError, RecursionError):
                 pass
     elif data and not out["error"]:
         out["error"] = "not an HTTP response: %s" % _short(status_line, 80)

@@ -12,13 +12,27 @@ from .nginx_config import MAX_ERROR_LOGS, _split_hostport, parse_nginx_config, p
 from .nginx_log import classify_error_log
 from .registry import check, result
 from .sockets import covered, resolve_local
+from .trust import allowed_log, nginx_binary, verified_nginx_master, why_untrusted
 from .validate import _safe_path
 
 
 def _nginx_processes(ctx):
+    """(master, workers, number of nginx masters, why other "masters" were ignored).
+
+    A command line only finds candidates (anyone can call a process "nginx: master process ... -c /tmp/x"); a
+    master counts when /proc/PID/exe is an nginx binary and it runs as root (or as this user).
+    """
     p = ctx.p
     procs = ctx.processes()
-    masters = [pr for pr in procs.values() if pr["cmdline"].startswith("nginx: master process")]
+    masters, ignored = [], []
+    for pr in sorted(procs.values(), key=lambda pr: pr["pid"]):
+        if not pr["cmdline"].startswith("nginx: master process"):
+            continue
+        ok, why = verified_nginx_master(pr["pid"])
+        if ok:
+            masters.append(pr)
+        else:
+            ignored.append(why)
     if p["nginx_conf"] or p["nginx_prefix"]:
         chosen = [pr for pr in masters if _master_is_ours(pr["cmdline"], p["nginx_conf"], p["nginx_prefix"])]
     else:
@@ -28,7 +42,7 @@ def _nginx_processes(ctx):
     if master:
         workers = [pr for pr in procs.values() if pr["ppid"] == master["pid"] and
                    pr["cmdline"].startswith("nginx: worker process") and "shutting down" not in pr["cmdline"]]
-    return master, workers, len(masters)
+    return master, workers, len(masters), ignored
 
 
 def _master_paths(cmdline: str):
@@ -56,15 +70,16 @@ def _master_is_ours(cmdline: str, conf, prefix) -> bool:
     return False
 
 
-def _nginx_argv(p, master):
-    argv = [p["nginx_bin"]]
+def _nginx_argv(p, master, binary=None):
+    """nginx's -p/-c: the target's own (nginx_conf, nginx_prefix), else those of a verified master."""
+    argv = [binary or p["nginx_bin"]]
     prefix, conf = p["nginx_prefix"], p["nginx_conf"]
     if master and not (prefix or conf):
         tokens = master["cmdline"].split()
         for flag in ("-p", "-c"):
             if flag in tokens[:-1]:
                 val = tokens[tokens.index(flag) + 1]
-                if _safe_path(val) or (flag == "-c" and re.match(r"^[A-Za-z0-9._/+-]+$", val)):
+                if _safe_path(val) or (flag == "-c" and re.fullmatch(r"[A-Za-z0-9._/+-]+", val)):
                     argv += [flag, val]
         return argv
     if prefix:
@@ -94,10 +109,13 @@ def check_nginx(ctx):
     errors = []
     ctx.publish("nginx", value, evidence)
     try:
-        master, workers, n_masters = _nginx_processes(ctx)
+        master, workers, n_masters, ignored = _nginx_processes(ctx)
     except OSError as exc:
-        master, workers, n_masters = None, [], 0
+        master, workers, n_masters, ignored = None, [], 0, []
         errors.append("cannot read processes: %s" % _errtext(exc))
+    if ignored:
+        value["ignored_masters"] = ignored[:5]
+        evidence.append("ignored %d process(es) titled nginx master: %s" % (len(ignored), ignored[0]))
     if master:
         value.update(running=True, master_pid=master["pid"], workers=len(workers),
                      master_cmdline=_short(master["cmdline"], 200))
@@ -105,17 +123,40 @@ def check_nginx(ctx):
     else:
         evidence.append("no nginx master process%s" % (" for this config (%d other master(s))" % n_masters
                                                          if n_masters else ""))
-    argv = _nginx_argv(p, master)
+    binary, why_binary = nginx_binary(p["nginx_bin"], which)
+    argv = _nginx_argv(p, master, binary)
     # Upstream errors go to the error_log of the server/location that proxied: read every log nginx writes to.
-    log_paths = [p["nginx_error_log"]]
+    log_paths = []
+    why_log = allowed_log(p["nginx_error_log"], p["log_roots"])
+    if why_log:
+        errors.append("nginx_error_log not read: %s" % why_log)
+    else:
+        log_paths.append(p["nginx_error_log"])
     m_prefix = _master_paths(master["cmdline"])[0] if master else None
     if master and " -e " in master["cmdline"]:
         tokens = master["cmdline"].split()
         log_paths.append(tokens[tokens.index("-e") + 1])
-    tool = which(p["nginx_bin"])
+    # Nothing a non-root user can write is run or read as configuration: the binary, the prefix, every file.
+    prefix = argv[argv.index("-p") + 1] if "-p" in argv else None
+    main = argv[argv.index("-c") + 1] if "-c" in argv else None
+    if main is None and prefix is None and binary is not None:
+        main = _compiled_conf_path(ctx, binary)
+    main = main or (os.path.join(prefix, "conf/nginx.conf") if prefix else "/etc/nginx/nginx.conf")
+    if not main.startswith("/") and prefix:
+        main = os.path.join(prefix, main)
+    refused = []
+    if prefix:
+        reason = why_untrusted(prefix, want_dir=True)
+        if reason:
+            refused.append(reason)
+    files_text = read_config_files(main, prefix, refused=refused)
     conf_text = None
-    if tool is None:
-        errors.append("%s not found: config not tested" % p["nginx_bin"])
+    if binary is None:
+        errors.append("%s: config not tested" % why_binary)
+    elif refused:
+        value["untrusted_config"] = refused[:5]
+        errors.append("nginx -t not run: %s" % refused[0])
+        evidence.append("config not tested: %s" % refused[0])
     else:
         test = run_cmd(ctx, argv + ["-t"], timeout=3.0)
         if test.error:
@@ -132,13 +173,8 @@ def check_nginx(ctx):
             if dump.ok:
                 conf_text = dump.out
     if conf_text is None:
-        # The same files nginx itself would read: -p/-c from the parameters or the running master's command line.
-        prefix = argv[argv.index("-p") + 1] if "-p" in argv else None
-        main = argv[argv.index("-c") + 1] if "-c" in argv else None
-        main = main or (os.path.join(prefix, "conf/nginx.conf") if prefix else "/etc/nginx/nginx.conf")
-        if not main.startswith("/") and prefix:
-            main = os.path.join(prefix, main)
-        conf_text = read_config_files(main, prefix)
+        # The same files nginx itself would read (only those no non-root user can write).
+        conf_text = files_text
         if conf_text:
             evidence.append("config read from files (nginx -T unavailable)")
     if conf_text:
@@ -194,7 +230,7 @@ def check_nginx(ctx):
     ctx.wait_for("local_endpoint", reserve_s=1.5)
     log = {"signatures": [], "primary": None}
     try:
-        prefix = argv[argv.index("-p") + 1] if "-p" in argv else m_prefix
+        prefix = prefix or m_prefix
         log = _nginx_error_log(p, value, evidence, _log_candidates(log_paths, prefix))
     except Exception as exc:  # noqa: BLE001 - the log is one part; the rest of the check still reports
         value["error_log"] = {"path": p["nginx_error_log"], "readable": False, "error": _errtext(exc)}
@@ -205,6 +241,13 @@ def check_nginx(ctx):
         status = UNKNOWN
     return result(status, value, evidence, "; ".join(errors) or None,
                   error_signatures=log["signatures"], primary_signature=log["primary"])
+
+
+def _compiled_conf_path(ctx, binary):
+    """The config file nginx reads without -c (``--conf-path`` of ``nginx -V``), or None."""
+    res = run_cmd(ctx, [binary, "-V"], timeout=2.0)
+    m = re.search(r"--conf-path=(\S+)", res.text()) if res.ok else None
+    return m.group(1) if m and _safe_path(m.group(1)) else None
 
 
 def _log_candidates(paths, prefix) -> list:
@@ -221,10 +264,10 @@ def _log_candidates(paths, prefix) -> list:
     return out[:MAX_ERROR_LOGS]
 
 
-def _nginx_error_log(p, value, evidence, paths=None):
-    paths = paths or [p["nginx_error_log"]]
-    info = {"path": paths[0], "paths": [], "readable": False, "error": None, "lines_in_window": 0,
-            "bytes_read": 0}
+def _nginx_error_log(p, value, evidence, paths):
+    """Read and classify the error logs ``paths`` (already checked: configured under a log root, or nginx's own)."""
+    info = {"path": paths[0] if paths else p["nginx_error_log"], "paths": [], "readable": False, "error": None,
+            "lines_in_window": 0, "bytes_read": 0}
     value["error_log"] = info
     lines, errors = [], []
     for path in paths:

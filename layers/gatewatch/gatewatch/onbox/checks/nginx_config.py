@@ -9,6 +9,7 @@ import os
 import re
 
 from .common import read_file
+from .trust import why_untrusted
 
 # ---------------------------------------------------------------------------------------------------------------
 # nginx configuration: upstreams, proxy_pass targets, buffer sizes, from ``nginx -T`` (or the files themselves).
@@ -76,8 +77,12 @@ def pass_targets(url: str, upstreams: list) -> list:
     return [{"host": host, "port": port, "unix": None}]
 
 
-def read_config_files(main_conf: str, prefix, limit_files: int = 64, limit_bytes: int = 1 << 20) -> str:
-    """Fallback when ``nginx -T`` cannot run: the main file and its includes, marked like ``nginx -T`` does."""
+def read_config_files(main_conf: str, prefix, limit_files: int = 64, limit_bytes: int = 1 << 20,
+                      refused=None) -> str:
+    """Fallback when ``nginx -T`` cannot run: the main file and its includes, marked like ``nginx -T`` does.
+
+    ``refused``: a list to collect why a file or an include directory was not trusted (then it is not read).
+    """
     base = os.path.dirname(main_conf)
     todo, seen, parts, total = [main_conf], set(), [], 0
     while todo and len(seen) < limit_files and total < limit_bytes:
@@ -85,6 +90,10 @@ def read_config_files(main_conf: str, prefix, limit_files: int = 64, limit_bytes
         if path in seen:
             continue
         seen.add(path)
+        reason = why_untrusted(path)
+        if reason and refused is not None and not reason.endswith("No such file or directory"):
+            refused.append(reason)
+            continue
         try:
             text = read_file(path, limit_bytes)
         except OSError:
@@ -94,5 +103,10 @@ def read_config_files(main_conf: str, prefix, limit_files: int = 64, limit_bytes
         for pattern in INCLUDE_RE.findall(_strip_comments(text)):
             if not pattern.startswith("/"):
                 pattern = os.path.join(prefix or base, pattern) if prefix else os.path.join(base, pattern)
+            folder = os.path.dirname(pattern)
+            reason = why_untrusted(folder, want_dir=True) if glob.has_magic(pattern) else None
+            if reason and refused is not None and not reason.endswith("No such file or directory"):
+                refused.append(reason)
+                continue
             todo.extend(sorted(glob.glob(pattern)))
     return "\n".join(parts)

@@ -47,14 +47,63 @@ SIGNATURE_RULES = [
 ]
 
 NGINX_LINE_RE = re.compile(r"^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) \[(\w+)\] (\d+)#(\d+): (?:\*\d+ )?(.*)$")
-UPSTREAM_FIELD_RE = re.compile(r'upstream: "([^"]*)"')
+# What nginx appends after its own message; request, host, referrer (and a request's URI in some messages) are
+# written by whoever sent the request.
+REQUEST_FIELDS = ("client", "server", "request", "subrequest", "upstream", "host", "referrer")
+# A quoted argument nginx itself chose (a temp file, a log file, a config path) has only these characters; anything
+# else may be a client's URI, and nothing after it is trusted as nginx's own words.
+SAFE_QUOTED_RE = re.compile(r"[A-Za-z0-9._/+:-]{0,512}")
+UPSTREAM_VALUE_RE = re.compile(r"(?:https?|grpcs?|uwsgi|fastcgi|scgi|memcached)://[^\s\"]{1,512}")
 ERROR_LEVELS = ("error", "crit", "alert", "emerg")
 BURST_GAP_S = 120
 
 
+def own_message(message: str) -> str:
+    """nginx's own words in an error-log message: up to the request fields, and never past a quoted value that
+    could have come from a client (a request line, a URI, a header)."""
+    parts, rest = [], message
+    while True:
+        q = rest.find('"')
+        if q < 0:
+            parts.append(rest)
+            break
+        parts.append(rest[:q])
+        end = rest.find('"', q + 1)
+        if end < 0 or not SAFE_QUOTED_RE.fullmatch(rest[q + 1:end]):
+            break
+        parts.append(rest[q:end + 1])
+        rest = rest[end + 1:]
+    own = "".join(parts)
+    cut = own.find(", client: ")  # before any client-controlled quote: the real field list starts here
+    return own[:cut] if cut >= 0 else own
+
+
+def request_fields(message: str) -> dict:
+    """The request-controlled fields, as data. A quoted field is kept only when it occurs exactly once (a client
+    can forge a second ``upstream: "..."`` inside its referrer); ``upstream`` must look like what nginx writes."""
+    out = {}
+    for name in REQUEST_FIELDS:
+        marker = ", %s: " % name
+        if message.count(marker) != 1:
+            continue
+        value = message.split(marker, 1)[1]
+        if value.startswith('"'):
+            end = value.find('", ', 1)
+            value = value[1:end] if end > 0 else value[1:-1] if value.endswith('"') else value[1:]
+        else:
+            value = value.split(", ", 1)[0]
+        out[name] = _short(value, 300)
+    up = out.get("upstream")
+    if up is not None and not UPSTREAM_VALUE_RE.fullmatch(up):
+        out["upstream"] = None
+    return out
+
+
 def classify_line(message: str) -> str:
+    """The signature of nginx's own words in ``message`` (never of the request fields)."""
+    own = own_message(message)
     for name, rule in SIGNATURE_RULES:
-        if rule.search(message):
+        if rule.search(own):
             return name
     return "other"
 
@@ -87,8 +136,8 @@ def classify_error_log(lines, window_minutes: int, now=None) -> dict:
         sig = classify_line(message)
         if level not in ERROR_LEVELS and (level != "warn" or sig == "other"):
             continue
-        up = UPSTREAM_FIELD_RE.search(message)
-        events.append((when, sig, line.strip(), up.group(1) if up else None))
+        fields = request_fields(message)
+        events.append((when, sig, line.strip(), fields.get("upstream"), own_message(message), fields))
     events.sort(key=lambda e: e[0])  # several logs merged: by time, file order kept within a second
     burst_start = None
     if events:
@@ -101,11 +150,12 @@ def classify_error_log(lines, window_minutes: int, now=None) -> dict:
         burst_index = 0
     sigs = {}
     order = []
-    for i, (when, sig, line, up) in enumerate(events):
+    for i, (when, sig, line, up, own, fields) in enumerate(events):
         entry = sigs.get(sig)
         if entry is None:
             entry = sigs[sig] = {"signature": sig, "count": 0, "first": when.strftime("%Y/%m/%d %H:%M:%S"),
-                                 "last": None, "sample": _short(line, 400), "upstream": up, "_burst_first": None}
+                                 "last": None, "sample": _short(line, 400), "message": _short(own, 200),
+                                 "fields": fields, "upstream": up, "_burst_first": None}
             order.append(sig)
         entry["count"] += 1
         entry["last"] = when.strftime("%Y/%m/%d %H:%M:%S")

@@ -11,7 +11,18 @@ import socket
 import threading
 import time
 
-from .common import EVIDENCE_CHARS, EVIDENCE_ITEMS, GLOBAL_BUDGET_S, SCHEMA, UNKNOWN, VERSION, Shared, _short, utc_iso
+from .common import (
+    EVIDENCE_CHARS,
+    EVIDENCE_ITEMS,
+    GLOBAL_BUDGET_S,
+    SCHEMA,
+    UNKNOWN,
+    VERSION,
+    Shared,
+    _short,
+    escape_controls,
+    utc_iso,
+)
 from .procs import read_processes
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -117,7 +128,7 @@ def run_checks(params: dict, budget_s: float = GLOBAL_BUDGET_S) -> dict:
             res = result(UNKNOWN, value, evidence, "timed out")
             if name == "nginx":
                 res.update(error_signatures=[], primary_signature=None)
-        report[name] = res
+        report[name] = escape_controls(res)  # whatever reaches a person is free of control characters
     report["meta"] = {
         "host": socket.gethostname(), "collected_at": utc_iso(started_wall),
         "duration_ms": round((time.monotonic() - ctx.started) * 1000.0, 1), "truncated": False,

@@ -9,11 +9,13 @@ import datetime as _dt
 import glob
 import os
 import re
+import stat
 import time
 
 from .common import FAIL, LOG_TAIL_BYTES, OK, UNKNOWN, _errtext, _short, now_local, read_tail, run_cmd
 from .procs import descendants, own_lineage
 from .registry import check, result
+from .trust import why_untrusted
 
 SUPERVISOR_STATUS_RE = re.compile(r"^(\S+)\s+(RUNNING|STOPPED|STARTING|BACKOFF|STOPPING|EXITED|FATAL|UNKNOWN)\b\s*"
                                   r"(.*)$")
@@ -38,7 +40,7 @@ def _supervisor_config(conf: str):
             if not pattern.startswith("/"):
                 pattern = os.path.join(here, pattern)
             try:
-                parser.read(sorted(glob.glob(pattern)))
+                parser.read([f for f in sorted(glob.glob(pattern)) if why_untrusted(f) is None])
             except configparser.Error:
                 pass
     return parser
@@ -50,10 +52,18 @@ def _supervisor_expand(value: str, here: str, program: str) -> str:
     return re.sub(r"%\(ENV_(\w+)\)s", lambda m: os.environ.get(m.group(1), ""), value)
 
 
+def _own_regular_file(path: str) -> bool:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_uid in (0, os.geteuid())
+
+
 def supervisor_paths(conf: str, program: str) -> dict:
     """Where supervisord writes its own log and the program's stderr (or merged stdout) log."""
     out = {"supervisord_log": None, "stderr_log": None, "command": None}
-    parser = _supervisor_config(conf) if conf else None
+    parser = _supervisor_config(conf) if conf and why_untrusted(conf) is None else None
     if parser is None:
         return out
     here = os.path.dirname(conf)
@@ -69,7 +79,10 @@ def supervisor_paths(conf: str, program: str) -> dict:
             childlogdir = parser.get("supervisord", "childlogdir", fallback="/tmp")  # noqa: S108 - supervisor's
             childlogdir = _supervisor_expand(childlogdir, here, program)
             kind = "stdout" if redirect else "stderr"
-            matches = glob.glob(os.path.join(childlogdir, "%s-%s---supervisor-*.log" % (program, kind)))
+            # AUTO logs have a random suffix: only files supervisord itself could have made (owned by root, or
+            # by us), never one planted by another user in a shared directory such as /tmp.
+            matches = [m for m in glob.glob(os.path.join(childlogdir, "%s-%s---supervisor-*.log" % (program, kind)))
+                       if _own_regular_file(m)]
             value = max(matches, key=lambda p: os.path.getmtime(p)) if matches else None
         elif value.upper() == "NONE":
             value = None
@@ -100,6 +113,9 @@ def supervisor_exits(log_path: str, program: str, window_minutes: int):
 
 def _service_supervisor(ctx, p, value, evidence):
     conf = p["supervisor_config"]
+    reason = why_untrusted(conf) if conf else None
+    if reason:
+        return UNKNOWN, "supervisor_config not used: %s" % reason
     argv = ["supervisorctl"] + (["-c", conf] if conf else []) + ["status", p["service"]]
     res = run_cmd(ctx, argv, timeout=3.0)
     if res.error:
