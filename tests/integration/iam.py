@@ -275,6 +275,10 @@ CODE_PATHS: dict[str, set[str]] = {
     # gatewatch.views.status.publish_status_page: get_state (GetItem), probes_between, list_incidents (Query)
     "store.status_page": {"dynamodb:GetItem", "dynamodb:Query"},
     "status_page.write": {"s3:PutObject"},
+    # gatewatch.notify.aws.notify_step: put_notification (PutItem), list_notifications (Query)
+    "store.notifications": {"dynamodb:PutItem", "dynamodb:Query"},
+    # gatewatch.notify.secrets.SecretEnvironment: SecureString parameters and Secrets Manager
+    "notify.secrets": {"ssm:GetParameter", "secretsmanager:GetSecretValue"},
     # gatewatch.aws.runtime.start_execution
     "diagnosis.start": {"states:StartExecution"},
     # gatewatch.notify.sns.SNSNotifier.publish on a topic encrypted with TopicKey
@@ -295,6 +299,7 @@ ROLE_CODE_PATHS: dict[str, list[str]] = {
     "RecordFunction": ["targets", "store.record"],
     "GuardFunction": ["targets", "store.guardrails"],
     "ReprobeFunction": ["targets"],
+    "NotifyFunction": ["targets", "store.notifications", "notify.secrets", "lambda.dlq"],
     "StatusPageFunction": ["targets", "store.status_page", "status_page.write"],
     "DiagnoseStateMachine": ["sfn.steps", "sfn.notify", "sfn.ssm", "sfn.logging"],
 }
