@@ -173,10 +173,14 @@ def classify_error_log(lines, window_minutes: int, now=None) -> dict:
         primary = in_burst[0][1] if in_burst[0][1] != "other" or len(in_burst) == 1 else in_burst[1][1]
         if "no_live_upstreams" in [s for _, s in in_burst]:
             primary = "no_live_upstreams"
+    upstreams = []
+    for event in reversed(events):  # the latest first: what the running nginx dials now
+        if event[3] and event[3] not in upstreams:
+            upstreams.append(event[3])
     listed = []
     for sig in order:
         entry = dict(sigs[sig])
         entry["in_latest_burst"] = entry.pop("_burst_first") is not None
         listed.append(entry)
-    return {"signatures": listed, "primary": primary, "lines_in_window": len(events),
+    return {"signatures": listed, "primary": primary, "lines_in_window": len(events), "upstreams": upstreams[:5],
             "burst_start": burst_start.strftime("%Y/%m/%d %H:%M:%S") if burst_start else None}
