@@ -30,6 +30,22 @@ def _per_target(name: str, unit: str, value: float, target: str) -> None:
         metric.add_dimension(name="target", value=target)
 
 
+def _certificates(reports) -> None:
+    """Certificate expiry (alert): the fleet minimum and how many are inside their critical_days (alarmed); a
+    per-target CertDaysLeft only for the few certificates inside their warn_days, so it costs next to nothing."""
+    days = [r.cert_days_left for r in reports if r.cert_days_left is not None]
+    if not days:
+        return
+    metrics.add_metric(name="CertDaysLeftMin", unit=MetricUnit.Count, value=min(days))
+    critical = 0
+    for r in reports:
+        info = (r.certificate or {}).get("certificate") or {}
+        if info:
+            critical += info.get("level") == "critical"
+            _per_target("CertDaysLeft", MetricUnit.Count, r.cert_days_left, r.target)
+    metrics.add_metric(name="CertificatesCritical", unit=MetricUnit.Count, value=critical)
+
+
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict, context: LambdaContext) -> dict:
@@ -47,6 +63,7 @@ def handler(event: dict, context: LambdaContext) -> dict:
         if report.event:
             logger.info("incident event", extra={"target": report.target, "event": report.event,
                                                  "incident_id": report.incident_id})
+    _certificates(reports)
     metrics.add_metric(name="TargetsDown", unit=MetricUnit.Count, value=down)
     metrics.add_metric(name="OpenIncidents", unit=MetricUnit.Count,
                        value=len(runtime.store().list_incidents(open_only=True, limit=1000)))

@@ -58,10 +58,11 @@ class FakeRunner:
 
 
 @pytest.fixture(params=["sqlite", "dynamodb"])
-def store(request, tmp_path, monkeypatch):
-    """Every guard against both adapters of the store port: SQLite, and DynamoDB on moto (the template's table)."""
+def store(request, tmp_path, monkeypatch, clock):
+    """Every guard against both adapters of the store port: SQLite, and DynamoDB on moto (the template's table).
+    The store's own time (leases) is the test's clock here; tests/security gives runners a clock of their own."""
     if request.param == "sqlite":
-        s = SQLiteStore(tmp_path / "gw.db")
+        s = SQLiteStore(tmp_path / "gw.db", clock=clock)
         yield s
         s.close()
         return
@@ -71,7 +72,7 @@ def store(request, tmp_path, monkeypatch):
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         create_table_from_template(client, load_template(), "gatewatch-remediation")
-        yield DynamoDBStore("gatewatch-remediation", client=client)
+        yield DynamoDBStore("gatewatch-remediation", client=client, clock=clock)
 
 
 @pytest.fixture()
@@ -163,17 +164,18 @@ def test_a_check_that_raises_or_answers_nonsense_counts_as_failed(store, clock):
 # the audit reads as a story
 
 
-def test_the_audit_trail_reads_considered_allowed_ran_verified(store, clock):
+def test_the_audit_trail_reads_considered_allowed_starting_ran_verified(store, clock):
     target = make_target()
     execute(allowed(store, clock, target), target, FakeRunner(), store=store, clock=clock, settle_s=20,
             reprobe=lambda: True, recheck=lambda: True)
     records = store.list_actions(incident_id="inc-1")
     assert [(r.decision, r.guard) for r in records] == [
-        ("considered", "verdict"), ("allowed", "all"), ("ran", "all"), ("verified", "verify")]
+        ("considered", "verdict"), ("allowed", "all"), ("starting", "all"), ("ran", "all"), ("verified", "verify")]
     assert [p["guard"] for p in records[1].detail["passed"]] == [
         "catalogue", "host", "precondition:not_crash_looping", "precondition:port_not_held_by_stranger",
         "maintenance", "idempotency", "host_lock", "cooldown", "circuit"]
-    ran = records[2].detail
+    assert records[2].detail["argv"] == ARGV and "under the host lease" in records[2].detail["reason"]
+    ran = records[3].detail
     assert (ran["argv"], ran["status"], ran["stdout"]) == (ARGV, "Success", "bandarupay-backend: started")
     assert ran["before"] == DOWN["evidence"]
     lines = story(store, "inc-1")
@@ -205,10 +207,11 @@ def test_the_step_functions_carry_plain_json_between_lambdas(store, clock):
     assert ticket.params["action"] == "restart_backend" and ticket.params["argv"] == ARGV
     result = RunResult(status="Success", exit_code=0)  # SSM SendCommand + GetCommandInvocation in AWS
     finish_run(ticket, result, store=store, clock=clock)
-    assert store.get_lock("remediation-host:local:gwlab") is None
+    assert store.get_lock("remediation-host:local:gwlab").owner == ticket.owner  # held through settle + verify
     clock.advance(15)  # the state machine's Wait state
     out = conclude(ticket, result, store=store, clock=clock, probe={"ok": True}, health={"ok": True})
     assert (out.result, out.duration_s) == ("verified", 15.0)
+    assert store.get_lock("remediation-host:local:gwlab") is None
     assert json.loads(json.dumps(out.to_dict()))["result"] == "verified"
 
 

@@ -51,10 +51,11 @@ class FakeRunner:
 
 
 @pytest.fixture(params=["sqlite", "dynamodb"])
-def store(request, tmp_path, monkeypatch):
-    """Every guard against both adapters of the store port: SQLite, and DynamoDB on moto (the template's table)."""
+def store(request, tmp_path, monkeypatch, clock):
+    """Every guard against both adapters of the store port: SQLite, and DynamoDB on moto (the template's table).
+    The store's own time (leases) is the test's clock here; tests/security gives runners a clock of their own."""
     if request.param == "sqlite":
-        s = SQLiteStore(tmp_path / "gw.db")
+        s = SQLiteStore(tmp_path / "gw.db", clock=clock)
         yield s
         s.close()
         return
@@ -64,7 +65,7 @@ def store(request, tmp_path, monkeypatch):
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         create_table_from_template(client, load_template(), "gatewatch-remediation")
-        yield DynamoDBStore("gatewatch-remediation", client=client)
+        yield DynamoDBStore("gatewatch-remediation", client=client, clock=clock)
 
 
 @pytest.fixture()

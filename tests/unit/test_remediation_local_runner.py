@@ -109,7 +109,8 @@ def test_a_real_fix_end_to_end_plan_run_reprobe_verified(tmp_path):
                       settle_s=2, timeout_s=10)
         assert out.result == "verified", out.message
         assert out.after["probe"] == {"ok": True, "evidence": {"status": 200}}
-        assert [line.split()[1] for line in story(store, "inc-e2e")] == ["considered", "allowed", "ran", "verified"]
+        kinds = [line.split()[1] for line in story(store, "inc-e2e")]
+        assert kinds == ["considered", "allowed", "starting", "ran", "verified"]
         store.close()
     finally:
         server.shutdown()

@@ -98,6 +98,7 @@ class Dispatcher(Notifier):
         self.env = os.environ if env is None else env
         self.poster_for = poster_for
         self.skip_types = skip_types  # e.g. ("sns",) in the NotifyFunction, which SNS itself invoked
+        self.recorded: list[NotificationRecord] = []  # every attempt this dispatcher made (metrics, tests)
 
     # -- which channels -------------------------------------------------------------------------------------
     def channel_names(self, target: str, only: str | None = None) -> list[str]:
@@ -193,6 +194,7 @@ class Dispatcher(Notifier):
             record.status, record.next_at = "failed", None
             log.error("gatewatch: %s gave up on %s for %s after %d attempt(s): %s", record.channel, record.event,
                       record.target, record.attempts, d.detail)
+        self.recorded.append(record)
         if self.store is None:
             return
         try:

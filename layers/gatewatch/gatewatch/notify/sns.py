@@ -48,7 +48,9 @@ def build_message(notification: Notification, max_bytes: int = MESSAGE_MAX_BYTES
 
     def render() -> str:
         machine = json.dumps(envelope, default=str, separators=(",", ":"))
-        return json.dumps({"default": text, "email": text, "sqs": machine, "lambda": machine})
+        # the NotifyFunction (a lambda subscriber) delivers the same words to the channels: it gets the text too
+        lam = json.dumps(envelope | {"text": text}, default=str, separators=(",", ":"))
+        return json.dumps({"default": text, "email": text, "sqs": machine, "lambda": lam})
 
     message = render()
     if len(message.encode("utf-8")) > max_bytes:  # summarise the data first: the table has the full record

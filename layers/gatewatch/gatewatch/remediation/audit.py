@@ -15,6 +15,10 @@ MAX_OUTPUT_CHARS = 4000  # command output kept in the audit (the store item must
 
 CONSIDERED, ALLOWED, SUGGESTED, REFUSED, NO_ACTION = "considered", "allowed", "suggested", "refused", "no_action"
 RAN, VERIFIED, ESCALATED = "ran", "verified", "escalated"
+# Written under the host lease before any command runs: a runner killed mid-command still leaves it, and the
+# cooldown and the daily cap count it (with ``ran``), so crashes cannot buy extra attempts.
+STARTING = "starting"
+RUNS = (STARTING, RAN)
 
 
 def clip(text: str | None, limit: int = MAX_OUTPUT_CHARS) -> str:

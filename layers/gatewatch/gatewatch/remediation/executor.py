@@ -3,11 +3,17 @@
 ``execute`` chains the steps for the local pipeline. In AWS the state machine calls the same steps from
 the GuardFunction around SSM SendCommand and a Wait state, so the rules are the same code in both places:
 - ``begin`` takes the host lease (one remediation in flight per host, expiring so a crashed run cannot lock it
-  forever), asks the time-sensitive guards again under it, then claims incident+action once (a retried step
-  never runs twice);
-- ``finish_run`` records the command's result and releases the lease;
+  forever), asks the time-sensitive guards again under it, claims incident+action once (a retried step never
+  runs twice), and writes the ``starting`` audit record before any command runs (the cooldown and the daily
+  cap count it, so a runner killed mid-command cannot buy another attempt);
+- ``finish_run`` records the command's result (``ran``); the lease is kept;
 - ``conclude`` judges the re-probe and the local re-check after the settle time: verified, or escalate to a
-  human. There is never a second attempt for the incident: the claim stays.
+  human, and releases the lease: it is held through settle and verify. There is never a second attempt for
+  the incident: the claim stays.
+
+The lease is judged by the store's time (``store_now``), never the runner's clock, and keyed on the machine:
+a host named by tags is resolved to its instance id first (``resolve_host``), so a machine named by
+``instance_id`` in one target and by tags in another has one lease.
 """
 
 from __future__ import annotations
@@ -80,8 +86,11 @@ def begin(
     store: ResultsStore,
     clock: Clock,
     lock_ttl_s: float = DEFAULT_LOCK_TTL_S,
+    resolve_host: Callable[[Any], str | None] | None = None,
 ) -> Ticket | Outcome:
-    """Take the host lease and the once-only claim, or return a refused/not_run Outcome (recorded)."""
+    """Take the host lease and the once-only claim, or return a refused/not_run Outcome (recorded).
+
+    ``resolve_host(host)`` names the instance a tag-addressed host is (a runner's ``instance_id_for``)."""
     d = decision
     if not d.allowed or not d.action:
         return _outcome(d, NOT_RUN, d.guard, f"not run: {d.reason}")
@@ -97,8 +106,12 @@ def begin(
         params = remediation_params(d.action, target.host)  # type: ignore[arg-type]
     except CommandError as exc:
         return refuse("host", str(exc))
-    name, owner = lock_name(d.host_key), f"{d.incident_id}:{d.action}"
-    now = clock.now()
+    try:
+        key = machine_key(d.host_key, target.host, resolve_host)
+    except Exception as exc:  # noqa: BLE001 - cannot tell which machine: refuse, never guess
+        return refuse("host_lock", f"cannot tell which machine {d.host_key} is, so no lease can be taken: {exc}")
+    name, owner = lock_name(key), f"{d.incident_id}:{d.action}"
+    now = parse_iso(store.store_now())
     if not store.acquire_lock(name, owner, iso(now), iso(now + timedelta(seconds=lock_ttl_s))):
         held = store.get_lock(name)
         who = f"{held.owner}, since {held.acquired_at}" if held else "its holder just left"
@@ -112,17 +125,31 @@ def begin(
         if not store.claim(d.idempotency_key, clock.iso(), {"state": "claimed", "owner": owner}):
             store.release_lock(name, owner)
             return refuse("idempotency", f"{d.action} was already attempted for incident {d.incident_id}")
+        audit.record(
+            store, clock, incident_id=d.incident_id, target=d.target, action=d.action, decision=audit.STARTING,
+            guard="all", detail={"reason": f"starting `{d.command_text}` under the host lease {name}",
+                                 "argv": params.get("argv"), "lease": name},
+        )  # fmt: skip
     except BaseException:
         store.release_lock(name, owner)
         raise
     return Ticket(d.to_dict(), name, owner, clock.iso(), params)
 
 
+def machine_key(host_key: str, host: Any, resolve_host: Callable[[Any], str | None] | None) -> str:
+    """The lease key of the machine: a tag-addressed host becomes ``instance:<id>`` when a resolver is given."""
+    if resolve_host is None or host is None or not host_key.startswith("tags:"):
+        return host_key
+    instance = resolve_host(host)
+    if not instance:
+        raise ValueError("the tags match no single instance")
+    return f"instance:{instance}"
+
+
 def finish_run(ticket: Ticket, result: RunResult, *, store: ResultsStore, clock: Clock) -> None:
-    """Record what the command did (the 'ran' entry) and release the host lease."""
+    """Record what the command did (the 'ran' entry). The host lease stays held until ``conclude``."""
     d = Decision.from_dict(ticket.decision)
-    try:
-        audit.record(
+    audit.record(
             store, clock, incident_id=d.incident_id, target=d.target, action=d.action, decision=audit.RAN,
             guard="all",
             detail={
@@ -137,9 +164,7 @@ def finish_run(ticket: Ticket, result: RunResult, *, store: ResultsStore, clock:
                 "before": d.before,
             },
         )  # fmt: skip
-        store.update_claim(d.idempotency_key, {"state": "ran", "owner": ticket.owner, "status": result.status})
-    finally:
-        store.release_lock(ticket.lock_name, ticket.owner)
+    store.update_claim(d.idempotency_key, {"state": "ran", "owner": ticket.owner, "status": result.status})
 
 
 def normalise_check(value: Any) -> dict[str, Any]:
@@ -169,7 +194,16 @@ def conclude(
     probe: Mapping[str, Any] | None,
     health: Mapping[str, Any] | None,
 ) -> Outcome:
-    """Verified when the command succeeded and both the outside probe and the local health check pass."""
+    """Verified when the command succeeded and both the outside probe and the local health check pass; releases
+    the host lease, which was held through the settle time and the verification."""
+    try:
+        return _conclude(ticket, result, store=store, clock=clock, probe=probe, health=health)
+    finally:
+        store.release_lock(ticket.lock_name, ticket.owner)
+
+
+def _conclude(ticket: Ticket, result: RunResult, *, store: ResultsStore, clock: Clock,
+              probe: Mapping[str, Any] | None, health: Mapping[str, Any] | None) -> Outcome:
     d = Decision.from_dict(ticket.decision)
     took = (clock.now() - parse_iso(ticket.started_at)).total_seconds()
     after = {"probe": dict(probe) if probe else None, "health": dict(health) if health else None}
@@ -209,7 +243,8 @@ def execute(
     lock_ttl_s: float = DEFAULT_LOCK_TTL_S,
 ) -> Outcome:
     """Run an allowed decision once and verify it: the whole local flow. Never raises for a failed fix."""
-    ticket = begin(decision, target, store=store, clock=clock, lock_ttl_s=lock_ttl_s)
+    ticket = begin(decision, target, store=store, clock=clock, lock_ttl_s=lock_ttl_s,
+                   resolve_host=getattr(runner, "instance_id_for", None))
     if isinstance(ticket, Outcome):
         return ticket
     try:

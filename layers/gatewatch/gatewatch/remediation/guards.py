@@ -14,7 +14,7 @@ from typing import Any
 
 from gatewatch.clock import iso, parse_iso
 from gatewatch.config.models import Target
-from gatewatch.remediation.audit import RAN
+from gatewatch.remediation.audit import RUNS
 from gatewatch.remediation.catalogue import CATALOGUE, Action
 from gatewatch.remediation.commands import CommandError, commands_for
 from gatewatch.remediation.maintenance import active_window, describe
@@ -120,9 +120,17 @@ def idempotency(ctx: Context) -> Refusal | None:
     return None
 
 
+def _store_now(store: ResultsStore, fallback: datetime) -> str:
+    try:
+        return store.store_now()
+    except NotImplementedError:
+        return iso(fallback)  # advisory here; ``begin`` takes the lease by the store's time or not at all
+
+
 def host_lock(ctx: Context) -> Refusal | None:
     lock = ctx.store.get_lock(lock_name(ctx.host_key))
-    if lock is not None and lock.expires_at > iso(ctx.now) and lock.owner != f"{ctx.incident_id}:{ctx.action}":
+    live = lock is not None and lock.expires_at > _store_now(ctx.store, ctx.now)
+    if live and lock.owner != f"{ctx.incident_id}:{ctx.action}":
         return Refusal(
             "host_lock",
             f"another remediation is in flight on this host ({lock.owner}, since {lock.acquired_at}); "
@@ -134,11 +142,16 @@ def host_lock(ctx: Context) -> Refusal | None:
 
 
 def _runs(ctx: Context, since: datetime, action: str | None = None) -> list[Any]:
-    records = ctx.store.list_actions(target=ctx.target.name)
-    return [
-        r for r in records
-        if r.decision == RAN and (action is None or r.action == action) and parse_iso(r.at) > since
-    ]  # fmt: skip
+    """One entry per attempt (incident + action), dated by its first ``starting`` or ``ran`` record, oldest first:
+    an attempt whose runner died before ``ran`` still counts."""
+    first: dict[tuple[str, str], Any] = {}
+    for r in ctx.store.list_actions(target=ctx.target.name):
+        if r.decision in RUNS and (action is None or r.action == action):
+            key = (r.incident_id, r.action)
+            if key not in first or parse_iso(r.at) < parse_iso(first[key].at):
+                first[key] = r
+    runs = [r for r in first.values() if parse_iso(r.at) > since]
+    return sorted(runs, key=lambda r: parse_iso(r.at))
 
 
 def cooldown(ctx: Context) -> Refusal | None:

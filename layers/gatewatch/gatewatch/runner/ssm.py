@@ -158,6 +158,13 @@ class SSMRunner(CommandRunner):
             raise RunnerError("restart_backend needs host.service (the backend's unit or supervisor program)")
         return {k: [v] for k, v in values.items()}
 
+    def instance_id_for(self, host: Any) -> str:
+        """The instance a host is, tags resolved: the remediation lease is keyed on it (one machine, one lease)."""
+        instance_id, why = self.resolve_instance(host)
+        if not instance_id:
+            raise RunnerError(why or "no instance")
+        return instance_id
+
     # -- the work ----------------------------------------------------------------------------------------------
     def resolve_instance(self, host: Any) -> tuple[str | None, str | None]:
         """(instance id, None) or (None, why not). ``instance_tags`` must match exactly one running instance."""

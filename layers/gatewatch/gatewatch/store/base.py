@@ -196,12 +196,18 @@ class ResultsStore(abc.ABC):
         """
         raise NotImplementedError(f"{type(self).__name__} has no acquire_lock")
 
+    def store_now(self) -> str:
+        """The store's own time as ``clock.iso`` text. Leases are taken and judged against it, never against a
+        caller's clock, so a runner whose clock is fast cannot take over a live lease (SQLite: the database's
+        ``now``; DynamoDB: the service's Date header). Adapters may be given a clock to stand in for it (tests)."""
+        raise NotImplementedError(f"{type(self).__name__} has no store_now")
+
     def release_lock(self, name: str, owner: str) -> bool:
         """Drop the lease if ``owner`` still holds it (never someone else's); True when it was dropped."""
         raise NotImplementedError(f"{type(self).__name__} has no release_lock")
 
     def get_lock(self, name: str) -> LockRecord | None:
-        """The stored lease, expired or not (callers compare ``expires_at`` with their clock)."""
+        """The stored lease, expired or not (callers compare ``expires_at`` with ``store_now()``)."""
         raise NotImplementedError(f"{type(self).__name__} has no get_lock")
 
     def claim(self, key: str, at: str, detail: dict[str, Any] | None = None) -> bool:

@@ -97,7 +97,8 @@ def _default_client() -> Any:
 
 
 class DynamoDBStore(ResultsStore):
-    def __init__(self, table_name: str, client: Any = None, probe_ttl_days: int = PROBE_TTL_DAYS):
+    def __init__(self, table_name: str, client: Any = None, probe_ttl_days: int = PROBE_TTL_DAYS,
+                 clock: Any = None):
         if not table_name:
             raise StoreError("DynamoDBStore needs a table name (TABLE_NAME)")
         from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -107,6 +108,7 @@ class DynamoDBStore(ResultsStore):
         self._client = client or _default_client()
         self._ser, self._de = TypeSerializer(), TypeDeserializer()
         self._seq = _Sequence()
+        self._clock = clock  # stands in for the service's time (tests); None: DynamoDB's Date header
 
     # -- plumbing ----------------------------------------------------------------------------------------------
     def _call(self, op: str, **kwargs: Any) -> dict[str, Any]:
@@ -345,6 +347,20 @@ class DynamoDBStore(ResultsStore):
         except ConflictError:
             return False
         return True
+
+    def store_now(self) -> str:
+        """DynamoDB's own time: the Date header of a consistent read (one second resolution, never the caller's)."""
+        if self._clock is not None:
+            return self._clock.iso()
+        from email.utils import parsedate_to_datetime
+
+        from gatewatch.clock import iso
+
+        out = self._call("get_item", Key=self._encode({"PK": "CLOCK", "SK": "CLOCK"}), ConsistentRead=True)
+        date = (out.get("ResponseMetadata", {}).get("HTTPHeaders") or {}).get("date")
+        if not date:
+            raise StoreError(f"DynamoDB get_item on {self.table_name}: no Date header to take the time from")
+        return iso(parsedate_to_datetime(date))
 
     def release_lock(self, name: str, owner: str) -> bool:
         try:

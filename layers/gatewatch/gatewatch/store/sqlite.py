@@ -69,8 +69,9 @@ def default_db_path() -> Path:
 
 
 class SQLiteStore(ResultsStore):
-    def __init__(self, path: str | os.PathLike[str] | None = None):
+    def __init__(self, path: str | os.PathLike[str] | None = None, clock: Any = None):
         self.path = Path(path) if path else default_db_path()
+        self._clock = clock  # stands in for the database's own time (tests); None: SQLite's now
         if str(self.path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
@@ -216,6 +217,11 @@ class SQLiteStore(ResultsStore):
             (name, owner, now, expires_at),
         )
         return cur.rowcount == 1
+
+    def store_now(self) -> str:
+        if self._clock is not None:
+            return self._clock.iso()
+        return self._run("SELECT strftime('%Y-%m-%dT%H:%M:%fZ', 'now')").fetchone()[0]
 
     def release_lock(self, name: str, owner: str) -> bool:
         return self._run("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner)).rowcount == 1
