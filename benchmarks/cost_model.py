@@ -101,9 +101,13 @@ RESOURCE_TYPES: dict[str, str] = {
 }
 OTHER_SCHEDULED_RUN_S = 1.0  # assumed duration of a scheduled function other than the prober (not measured)
 STATUS_PAGE_OBJECTS = 3  # index.html, status.css, status.json (docs/web.md)
-# Metric names a handler may emit that the model prices. FLEET/PER_TARGET come from functions/probe/app.py.
-OTHER_METRICS = {
-    "ColdStart": "fleet",  # Powertools' capture_cold_start_metric, when a handler enables it
+# Metric names a handler may emit outside the prober's own lists (functions/probe/app.py). CloudWatch bills a
+# custom metric by the hour in which data arrives, so a metric sent only when something happens costs about
+# $0.0004 an hour of activity: nothing in a steady month.
+EVENT_METRICS = {
+    "NotificationsDelivered": "NotifyFunction, per notification",
+    "NotificationsFailed": "NotifyFunction, per notification",
+    "ColdStart": "Powertools' capture_cold_start_metric, when a handler enables it",
 }
 
 
@@ -255,13 +259,16 @@ def _module_constants(path: Path) -> dict[str, Any]:
 def probe_metrics(policy: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     consts = _module_constants(PROBE_APP)
     try:
-        return tuple(consts["FLEET_METRICS"]), tuple(consts["PER_TARGET_METRICS"][policy])
+        fleet = tuple(consts["FLEET_METRICS"]) + tuple(consts.get("CERTIFICATE_METRICS", ()))
+        return fleet, tuple(consts["PER_TARGET_METRICS"][policy])
     except KeyError as exc:
         raise ModelError(f"functions/probe/app.py: no FLEET_METRICS / PER_TARGET_METRICS[{policy!r}] ({exc})") from None
 
 
 def probe_metrics_all() -> set[str]:
-    return {m for names in _module_constants(PROBE_APP)["PER_TARGET_METRICS"].values() for m in names}
+    consts = _module_constants(PROBE_APP)
+    return {m for names in consts["PER_TARGET_METRICS"].values() for m in names} | set(
+        consts.get("RARE_PER_TARGET_METRICS", ()))
 
 
 METRIC_CALL = re.compile(r"""(?:add_metric|single_metric|_per_target)\(\s*(?:name\s*=\s*)?["']([A-Za-z0-9_.-]+)["']""")
@@ -280,10 +287,11 @@ def emitted_metrics() -> set[str]:
 
 
 def check_emitted_metrics(known: set[str]) -> None:
-    unknown = sorted(emitted_metrics() - known - set(OTHER_METRICS))
+    unknown = sorted(emitted_metrics() - known - set(EVENT_METRICS))
     if unknown:
         raise ModelError(f"the code emits metrics the cost model does not price: {', '.join(unknown)} (add them to "
-                         "FLEET_METRICS / PER_TARGET_METRICS in functions/probe/app.py or OTHER_METRICS here)")
+                         "FLEET_METRICS / CERTIFICATE_METRICS / PER_TARGET_METRICS in functions/probe/app.py, or "
+                         "EVENT_METRICS here when they are sent only when something happens)")
 
 
 def probe_ttl_days() -> int:
@@ -352,6 +360,9 @@ def month(settings: Settings, measured: dict[str, Any], n: int, latency_ms: floa
     line("CloudWatch fleet metrics", len(s.fleet_metrics) * price("cloudwatch_metric"), ", ".join(s.fleet_metrics))
     line("CloudWatch per-target metrics", n * len(per_target_metrics) * price("cloudwatch_metric"),
          f"PerTargetMetrics={policy}: {', '.join(per_target_metrics) or 'none'}")
+    line("CloudWatch event-driven metrics", 0.0,
+         "CertDaysLeft (a target inside warn_days), " + ", ".join(k for k in EVENT_METRICS if k != "ColdStart")
+         + ": billed only for hours with data")
     line("CloudWatch alarms", len(s.alarms) * price("cloudwatch_alarm"), ", ".join(s.alarms))
     line("CloudWatch dashboard", s.dashboards * price("cloudwatch_dashboard"),
          "CreateDashboard=true" if s.dashboards else "CreateDashboard=false")

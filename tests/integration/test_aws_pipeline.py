@@ -134,7 +134,7 @@ def test_probe_tick_to_verdict_notification_and_metrics(deployed, capsys):
     # parameter, test_probe_metrics_policy.py)
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
     names = {m["Name"] for doc in emf for d in doc["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
-    assert {"TargetsDown", "Heartbeat", "OpenIncidents"} <= names
+    assert {"TargetsDown", "OpenIncidents"} <= names
     assert not any("target" in doc for doc in emf)
 
 

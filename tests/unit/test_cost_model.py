@@ -39,7 +39,7 @@ def test_an_unknown_metric_in_the_code_fails(tmp_path, monkeypatch, template):
 
 
 def test_the_code_scan_sees_the_probe_functions_metrics():
-    assert {"TargetsDown", "OpenIncidents", "Heartbeat", "ProbeSuccess", "Latency"} <= cm.emitted_metrics()
+    assert {"TargetsDown", "OpenIncidents", "ProbeSuccess", "Latency", "CertificatesCritical"} <= cm.emitted_metrics()
 
 
 def test_alarms_dashboard_pitr_and_policy_move_the_bill(template):
