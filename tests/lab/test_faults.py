@@ -334,11 +334,12 @@ CHECKS: dict[str, Callable[[Seen], None]] = {
 # setup changes. oom_kill stays last (the kernel keeps its record for the checks' window); classic runs last so the
 # session's lab is classic again for the tests after this module.
 MATRIX: dict[str, list[str]] = {
-    "gunicorn-socket-mariadb": [],
-    "bare-loop": [],
-    "bare-plain": [],
-    "classic": [f for f in faults_for(TOPOLOGIES["classic"])
-                if f not in ("stale_config", "database_connection_limit")],
+    "gunicorn-socket-mariadb": ["backend_stopped", "backend_hung", "crash_loop", "stale_socket", "stale_config",
+                                "database_stopped", "database_connection_limit", "header_too_big", "nginx_stopped"],
+    "bare-loop": ["backend_stopped", "backend_hung", "crash_loop", "port_conflict", "stale_config",
+                  "database_connection_limit", "firewall_reject", "endpoint_500"],
+    "bare-plain": ["backend_stopped", "backend_hung", "stale_socket", "stale_config", "nginx_config_broken"],
+    "classic": faults_for(TOPOLOGIES["classic"]),
 }
 RUNS = [(topo, name) for topo, names in MATRIX.items() for name in ("healthy", *names)]
 

@@ -268,3 +268,14 @@ def test_notify_test_command_sends_a_sample_through_the_target_channels(receiver
     assert main(["notify", "log", "--db", db]) == 0
     log = capsys.readouterr().out
     assert "hook" in log and "ops" in log and "delivered" in log
+
+
+def test_the_documented_example_is_what_the_code_produces_today():
+    from gatewatch.notify.example import BEGIN, END, render
+
+    root = Path(__file__).resolve().parents[2]
+    doc = (root / "docs" / "notifications.md").read_text()
+    block = doc[doc.index(BEGIN): doc.index(END) + len(END)]
+    shown = "tests/events/facts/classic/backend_hung.json"
+    fresh = render(root / shown, shown)
+    assert block == fresh, "docs/notifications.md is stale: run python -m gatewatch.notify.example --write"
