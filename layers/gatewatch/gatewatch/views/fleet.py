@@ -7,7 +7,7 @@ from typing import Any
 
 from gatewatch.clock import iso, parse_iso
 from gatewatch.store.base import ProbeRecord, ResultsStore
-from gatewatch.views.windows import dig, human_duration, is_up, percentile, seconds_between, uptime_pct
+from gatewatch.views.windows import dig, human_duration, is_up, percentile, seconds_between
 
 UPTIME_WINDOWS = (("24h", timedelta(hours=24)), ("7d", timedelta(days=7)), ("30d", timedelta(days=30)))
 PHASES = ("dns", "connect", "tls", "ttfb", "transfer", "total")  # per-phase milliseconds (gatewatch.probe.result)
@@ -22,25 +22,30 @@ def target_names(store: ResultsStore, configured: list[str] | None = None) -> li
 
 
 def uptimes(probes: list[ProbeRecord], now: datetime) -> dict[str, float | None]:
-    out = {}
-    for label, window in UPTIME_WINDOWS:
-        since = iso(now - window)
-        out[label] = uptime_pct(p.status for p in probes if p.at >= since)
-    return out
+    """Uptime per window in one pass over the rounds (oldest first, as probes_between returns them)."""
+    starts = [(label, iso(now - window)) for label, window in UPTIME_WINDOWS]
+    total = dict.fromkeys((label for label, _ in starts), 0)
+    up = dict.fromkeys(total, 0)
+    for p in probes:
+        ok = is_up(p.status)
+        for label, since in starts:
+            if p.at >= since:
+                total[label] += 1
+                up[label] += ok
+    return {label: (100.0 * up[label] / total[label] if total[label] else None) for label in total}
 
 
 def latency_series(probes: list[ProbeRecord], now: datetime, window: timedelta = timedelta(days=1),
                    buckets: int = LATENCY_BUCKETS) -> dict[str, list[tuple[str, float]]]:
     """p50 and p95 of the rounds' total time per bucket (hour), for the chart; empty buckets are skipped."""
     start = now - window
+    first = iso(start)
     width = window / buckets
     grouped: list[list[float]] = [[] for _ in range(buckets)]
     for p in probes:
-        if p.total_ms is None:
+        if p.total_ms is None or p.at < first:  # ISO text compares like time: parse only the window's rounds
             continue
         at = parse_iso(p.at)
-        if at < start:
-            continue
         index = min(buckets - 1, int((at - start) / width))
         grouped[index].append(p.total_ms)
     series: dict[str, list[tuple[str, float]]] = {"p50": [], "p95": []}
