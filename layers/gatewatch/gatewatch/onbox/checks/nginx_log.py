@@ -157,6 +157,9 @@ def classify_error_log(lines, window_minutes: int, now=None) -> dict:
                                  "last": None, "sample": _short(line, 400), "message": _short(own, 200),
                                  "fields": fields, "upstream": up, "_burst_first": None}
             order.append(sig)
+        elif line.strip() != entry["sample"]:
+            # the latest line too: a notification quotes the one nearest the failure (alert)
+            entry["last_sample"], entry["last_message"] = _short(line, 400), _short(own, 200)
         entry["count"] += 1
         entry["last"] = when.strftime("%Y/%m/%d %H:%M:%S")
         if entry["upstream"] is None and up:
