@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.nginxconf import stop
 from tests.unit.test_onbox_script import run_script
 
 VENV_BIN = Path(sys.executable).parent
@@ -43,16 +44,6 @@ def wait_for(predicate, timeout: float = 20.0) -> None:
             return
         time.sleep(0.1)
     raise AssertionError("condition not met in time")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def params(tmp_path: Path, marker: str, sock: Path, **extra) -> dict:
