@@ -7,7 +7,7 @@ from typing import Any
 
 from gatewatch.clock import iso, parse_iso
 from gatewatch.store.base import ProbeRecord, ResultsStore
-from gatewatch.views.windows import dig, human_duration, is_up, percentile, seconds_between
+from gatewatch.views.windows import dig, human_duration, is_up, measured, percentile, seconds_between
 
 UPTIME_WINDOWS = (("24h", timedelta(hours=24)), ("7d", timedelta(days=7)), ("30d", timedelta(days=30)))
 PHASES = ("dns", "connect", "tls", "ttfb", "transfer", "total")  # per-phase milliseconds (gatewatch.probe.result)
@@ -27,6 +27,8 @@ def uptimes(probes: list[ProbeRecord], now: datetime) -> dict[str, float | None]
     total = dict.fromkeys((label for label, _ in starts), 0)
     up = dict.fromkeys(total, 0)
     for p in probes:
+        if not measured(p.status):
+            continue
         ok = is_up(p.status)
         for label, since in starts:
             if p.at >= since:
@@ -43,7 +45,8 @@ def latency_series(probes: list[ProbeRecord], now: datetime, window: timedelta =
     width = window / buckets
     grouped: list[list[float]] = [[] for _ in range(buckets)]
     for p in probes:
-        if p.total_ms is None or p.at < first:  # ISO text compares like time: parse only the window's rounds
+        # ISO text compares like time: parse only the window's measured rounds
+        if p.total_ms is None or p.at < first or not measured(p.status):
             continue
         at = parse_iso(p.at)
         index = min(buckets - 1, int((at - start) / width))
@@ -89,7 +92,7 @@ def target_summary(store: ResultsStore, name: str, now: datetime) -> dict[str, A
     state = store.get_state(name)
     probes = store.probes_between(name, iso(now - UPTIME_WINDOWS[-1][1]))
     day = iso(now - timedelta(days=1))
-    day_ms = [p.total_ms for p in probes if p.at >= day and p.total_ms is not None]
+    day_ms = [p.total_ms for p in probes if p.at >= day and p.total_ms is not None and measured(p.status)]
     last = probes[-1] if probes else None
     open_incidents = store.list_incidents(target=name, open_only=True, limit=1)
     return {
@@ -125,7 +128,7 @@ def _round_row(record: ProbeRecord) -> dict[str, Any]:
     return {
         "at": record.at,
         "status": record.status,
-        "up": is_up(record.status),
+        "up": is_up(record.status) or not measured(record.status),
         "reason": record.reason,
         "http_status": dig(probe, "http", "status") or dig(result, "http_status"),
         "total_ms": record.total_ms,
@@ -159,7 +162,7 @@ def target_detail(store: ResultsStore, name: str, now: datetime, rounds: int = 2
         **summary,
         "phases": phase_series(records),
         "rounds": [_round_row(r) for r in records],
-        "failures": sum(1 for r in records if not is_up(r.status)),
+        "failures": sum(1 for r in records if measured(r.status) and not is_up(r.status)),
         "incidents": [_incident_brief(i, now) for i in store.list_incidents(target=name, limit=50)],
         "actions": [a.to_dict() for a in store.list_actions(target=name)][-50:],
     }
