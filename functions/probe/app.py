@@ -7,7 +7,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from gatewatch.aws import runtime
-from gatewatch.steps import probe_step
+from gatewatch.steps import probe_step, round_budget
 
 logger = Logger()
 # The template's Globals set the namespace; the default keeps a stray environment from breaking the schema.
@@ -40,10 +40,20 @@ def _certificates(reports) -> None:
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict, context: LambdaContext) -> dict:
+    try:
+        return _round(context)
+    finally:
+        metrics.add_metric(name="Heartbeat", unit=MetricUnit.Count, value=1)  # always, even when the round failed
+
+
+def _round(context: LambdaContext) -> dict:
     config = runtime.load_targets()
-    reports = probe_step(config, runtime.store(), runtime.notifier(), runtime.start_execution)
+    budget = round_budget(context.get_remaining_time_in_millis())
+    reports = probe_step(config, runtime.store(), runtime.notifier(), runtime.start_execution, budget_s=budget)
     down = 0
     for report in reports:
+        if report.status in ("skipped", "error"):  # counted below; no success or latency sample for them
+            continue
         up = report.status != "down"
         down += not up
         _per_target("ProbeSuccess", MetricUnit.Count, 1 if up else 0, report.target)
@@ -53,10 +63,15 @@ def handler(event: dict, context: LambdaContext) -> dict:
             logger.info("incident event", extra={"target": report.target, "event": report.event,
                                                  "incident_id": report.incident_id})
     _certificates(reports)
-    metrics.add_metric(name="TargetsDown", unit=MetricUnit.Count, value=down)
-    metrics.add_metric(name="OpenIncidents", unit=MetricUnit.Count,
-                       value=len(runtime.store().list_incidents(open_only=True, limit=1000)))
-    metrics.add_metric(name="Heartbeat", unit=MetricUnit.Count, value=1)
+    # targets whose state is DOWN (failure_threshold reached): the TargetsDown alarm follows the threshold
+    in_down_state = sum(1 for r in reports if r.incident_id and r.event != "resolved")
+    metrics.add_metric(name="TargetsDown", unit=MetricUnit.Count, value=in_down_state)
+    # open incidents from the states this round already read (no query of the incident history)
+    metrics.add_metric(name="OpenIncidents", unit=MetricUnit.Count, value=in_down_state)
+    metrics.add_metric(name="TargetsSkipped", unit=MetricUnit.Count,
+                       value=sum(1 for r in reports if r.status == "skipped"))
+    metrics.add_metric(name="TargetErrors", unit=MetricUnit.Count,
+                       value=sum(1 for r in reports if r.status == "error"))
     return {"targets": len(reports), "down": down,
             "events": [{"target": r.target, "event": r.event, "incident_id": r.incident_id} for r in reports
                        if r.event]}
