@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_onbox_script import free_port, run_script, wait_listening
+from tests.unit.test_onbox_script import PY38, free_port, run_script, wait_listening
 
 NGINX = "/usr/sbin/nginx"
 needs_nginx = pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists(NGINX), reason="needs root and nginx")
@@ -120,6 +120,10 @@ def test_unix_socket_backend_healthy_stale_hung_and_missing(tmp_path):
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_listening(port)
+        if PY38.exists():  # the oldest python the host may have: the socket checks there too
+            code, old = run_script(params_for(tmp_path, sock, marker, port), python=str(PY38))[:2]
+            assert code == 0 and old["meta"]["python"].startswith("3.8.")
+            assert old["local_health"]["status"] == "ok" and old["port"]["value"]["listening"] is True
         code, report, _ = run_script(params_for(tmp_path, sock, marker, port))
         assert code == 0
         pv = report["port"]["value"]

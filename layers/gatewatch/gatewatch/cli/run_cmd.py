@@ -229,8 +229,9 @@ def run_incident_show(args) -> int:
         r = incident.remediation
         print(f"remediation: {r.get('action') or '-'}: {r.get('result') or '-'}"
               + (f" ({r.get('reason')})" if r.get("reason") else ""))
-    for a in actions:
-        print(f"audit:      {a.to_dict()}")
+    for a in actions:  # the remediation audit trail, as `gatewatch remediation audit ID` tells it
+        reason = a.detail.get("reason") or ""
+        print(f"audit:      {a.at} {a.decision} {a.action} [{a.guard}] {reason}".rstrip())
     return EXIT_OK
 
 

@@ -73,6 +73,10 @@ def timeline(store: ResultsStore, incident: Incident, actions: list[Any], notes:
     elif attempts:
         events[-1]["text"] += f", confirmed by {len(attempts)} attempt(s)"
     add(incident.opened_at, "opened", f"incident {incident.id} opened")
+    extra = incident.to_dict()  # fields newer stores record (AWS: the diagnosis started; local: announced)
+    add(extra.get("diagnosis_started_at"), "diagnosing", "diagnosis started (the state machine's execution)")
+    if not notes:
+        add(extra.get("notified_at"), "notified", "incident announced (or silenced by a maintenance window)")
     verdict = incident.verdict or {}
     if verdict:
         add(dig(incident.facts, "collected_at") or incident.opened_at, "diagnosed",
@@ -92,7 +96,7 @@ def timeline(store: ResultsStore, incident: Incident, actions: list[Any], notes:
     if incident.resolved_at:
         add(incident.resolved_at, "resolved",
             f"resolved ({incident.resolution or 'recovered'}) after {human_duration(incident.duration_s)}")
-    order = {k: i for i, k in enumerate(("detected", "confirmed", "opened", "diagnosed"))}
+    order = {k: i for i, k in enumerate(("detected", "confirmed", "opened", "diagnosing", "diagnosed"))}
     events.sort(key=lambda e: (e["at"], order.get(e["kind"], 9)))
     return events
 
