@@ -9,7 +9,7 @@ import sys
 import time
 
 from gatewatch.cli import EXIT_DOWN, EXIT_OK, EXIT_USAGE, UsageError, positive
-from gatewatch.cli.output import examples, paint, print_json, progress, stamp, status, table
+from gatewatch.cli.output import Stamped, examples, paint, print_json, progress, stamp, status, table
 from gatewatch.cli.stores import add_store_args, open_store
 
 
@@ -131,8 +131,9 @@ def run_pipeline(args) -> int:
     if args.rounds and not args.every:
         raise UsageError("--rounds needs --every SECONDS", "one round is the default without --every")
     store = open_store(args, config)
+    console = sys.stderr if args.json else sys.stdout
     pipeline = build_pipeline(config, store, args.sns_topic_arn, args.remediation_ceiling,
-                              stream=sys.stderr if args.json else sys.stdout)
+                              stream=Stamped(console) if args.every else console)
     rounds = 0
     any_down = False
     metrics = server = None

@@ -88,9 +88,11 @@ def timeline(store: ResultsStore, incident: Incident, actions: list[Any], notes:
     for n in notes:  # alert's NotificationRecord: channel, kind, status, attempts, first_at, last_at, detail
         outcome = n.get("status") or n.get("result") or ("sent" if n.get("ok") else "failed")
         channel = n.get("channel") or "notification"
-        kind = f"{n['kind']} " if n.get("kind") else ""
+        kind = f"{n.get('kind') or n.get('event')} " if n.get("kind") or n.get("event") else ""
         tries = f" after {n['attempts']} attempts" if isinstance(n.get("attempts"), int) and n["attempts"] > 1 else ""
         error = n.get("error") or dig(n, "detail", "error") or ""
+        if not error and isinstance(n.get("detail"), str) and outcome != "delivered":
+            error = n["detail"]  # NotificationRecord.detail: the last error while not delivered
         add(n.get("last_at") or n.get("first_at") or n.get("at"), "notified",
             f"{kind}notification via {channel}: {outcome}{tries}", reason=error)
     if incident.resolved_at:
