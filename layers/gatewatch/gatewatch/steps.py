@@ -145,7 +145,7 @@ def record_step(state: dict[str, Any], store: ResultsStore, config: Config | Non
                        "summary": f"remediation mode is {mode}: {verdict['remediation']} is not considered"}
     subject, text = incident_opened(incident_id, state["target"], state.get("outside") or facts.get("outside") or {},
                                     verdict, remediation)
-    return {"verdict": verdict, "notification": {"subject": subject, "text": text},
+    return {"verdict": verdict, "notification": {"subject": subject, "text": text, "kind": "diagnosed"},
             "remediation_candidate": candidate}
 
 
@@ -239,5 +239,6 @@ def record_outcome_step(state: dict[str, Any], store: ResultsStore, clock: Clock
     elif remediation["result"] == "escalate":
         subject = subject_line("HUMAN NEEDED", target_name, verdict.get("category"),
                                f"{remediation['action']} did not fix it")
-    return {"verdict": verdict, "notification": {"subject": subject, "text": text},
+    kind = {"verified": "remediated", "escalate": "escalated"}.get(remediation["result"], "diagnosed")
+    return {"verdict": verdict, "notification": {"subject": subject, "text": text, "kind": kind},
             "remediation_candidate": False}
