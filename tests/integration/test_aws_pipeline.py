@@ -129,6 +129,9 @@ def test_probe_tick_to_verdict_notification_and_metrics(deployed, capsys):
     [message] = deployed.queue.read(expect=1)
     assert message["Subject"].startswith("[gatewatch] DOWN api ")
     assert "What the outside sees: POST" in message["Message"] and incident.verdict["title"] in message["Message"]
+    # the NotifyFunction routes on these attributes (alert)
+    attributes = {k: v.get("Value") for k, v in (message.get("MessageAttributes") or {}).items()}
+    assert attributes == {"kind": "diagnosed", "target": "api", "incident_id": incident.id}
 
     # metrics as CloudWatch EMF on stdout: the fleet's by default (per-target metrics are the PerTargetMetrics
     # parameter, test_probe_metrics_policy.py)
