@@ -63,6 +63,11 @@ test-lab: setup
 probe-demo: venv
 	$(BIN)/gatewatch probe --demo
 
+# The wheel (library + CLI; no lab, no tests) in dist/: pip install dist/gatewatch-*.whl, or pipx install.
+.PHONY: wheel
+wheel: venv
+	$(BIN)/python -m build --wheel --no-isolation
+
 # Probe engine: concurrency vs ideal and timing accuracy vs curl (figures in benchmarks/README.md).
 bench: venv
 	$(BIN)/python benchmarks/probe_bench.py
@@ -99,6 +104,7 @@ PY312_BIN ?= $(lastword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin))
 generate: venv
 	$(BIN)/python -m gatewatch.tree.export --write .
 	$(BIN)/python -m gatewatch.aws.ssm_documents --write
+	$(BIN)/gatewatch config schema > docs/targets.schema.json
 
 $(TOOLS_VENV)/.installed:
 	$(PYTHON) -m venv $(TOOLS_VENV)

@@ -146,7 +146,8 @@ def test_tree_cli_formats(capsys):
     assert "=> backend_down" in capsys.readouterr().out
 
 
-def test_readme_shows_the_current_tree():
-    from gatewatch.tree.export import readme_block
+def test_docs_show_the_current_tree():
+    from gatewatch.tree.export import TREE_DOC, tree_doc
 
-    assert readme_block(load_tree()) in (ROOT / "README.md").read_text(), "stale: run `make generate`"
+    assert (ROOT / TREE_DOC).read_text() == tree_doc(load_tree()), f"{TREE_DOC} is stale: run `make generate`"
+    assert f"]({TREE_DOC})" in (ROOT / "README.md").read_text()  # the README links the picture

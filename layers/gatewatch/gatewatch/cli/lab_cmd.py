@@ -11,11 +11,20 @@ import json
 import sys
 from typing import Any
 
+from gatewatch.cli.output import examples, progress
+
 EXIT_OK, EXIT_DOWN, EXIT_USAGE = 0, 1, 2
+NO_LAB = ("the lab is not part of the installed package: it needs a checkout of the gatewatch repository "
+          "(git clone it, then `make demo` as root on Debian 12, or `.venv/bin/gatewatch lab ...` after `make venv`)")
 
 
 def register(sub) -> None:
-    p = sub.add_parser("lab", help="the real fault lab: nginx, FastAPI and PostgreSQL in a network namespace")
+    p = sub.add_parser(
+        "lab", help="the real fault lab: nginx, FastAPI and PostgreSQL in a network namespace (from a checkout)",
+        description="The real fault lab (root, Debian; from a checkout of the repository, not the wheel).",
+        epilog=examples("sudo .venv/bin/gatewatch lab demo                # every fault: inject, diagnose, fix",
+                        "sudo .venv/bin/gatewatch lab up && gatewatch lab inject backend_hung"),
+    )
     p.add_argument("--dir", help="lab directory (default $GATEWATCH_LAB_DIR or /tmp/gatewatch-lab)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     lab_sub = p.add_subparsers(dest="lab_command", metavar="ACTION")
@@ -26,44 +35,82 @@ def register(sub) -> None:
                     help="relay bytes only; by default the edge emulates Cloudflare (server/cf-ray, 52x codes)")
     up.add_argument("--wait", type=float, default=60.0, metavar="SECONDS", help="how long to wait for health")
     topologies = _topology_names()
-    up.add_argument("--topology", choices=topologies, metavar="NAME",
+    up.add_argument("--topology", choices=topologies or None, metavar="NAME",
                     help="how the origin is put together (default: what the lab was brought up with, else classic): "
                          + ", ".join(topologies))
     lab_sub.add_parser("down", help="stop everything and remove the namespace and the edge")
     lab_sub.add_parser("status", help="each program's state, the edge, health and injected faults")
     lab_sub.add_parser("faults", help="list the faults the lab can inject")
+    # The fault names come from the lab package, which only a checkout has: an installed gatewatch still builds
+    # its parser (and `gatewatch lab ...` then says where to get the lab) instead of failing to start at all.
 
     fault_names = _fault_names()
     demo = lab_sub.add_parser("demo", help="bring the lab up, inject every fault, diagnose and fix it, print a table")
-    demo.add_argument("faults", nargs="*", choices=[[], *fault_names], metavar="FAULT",
+    demo.add_argument("faults", nargs="*", choices=[[], *fault_names] if fault_names else None, metavar="FAULT",
                       help="only these faults (default: all)")
     demo.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
-    demo.add_argument("--topology", choices=[*topologies, "all"], default=None, metavar="NAME|all",
+    demo.add_argument("--topology", choices=[*topologies, "all"] if topologies else None, default=None,
+                      metavar="NAME|all",
                       help="run the demo on this topology, or on every one in turn (default classic); "
                            "only the faults that apply to a topology run on it")
     inject = lab_sub.add_parser("inject", help="break the lab in one named way and wait until it shows")
-    inject.add_argument("fault", choices=fault_names, metavar="FAULT", help="one of: " + ", ".join(fault_names))
+    inject.add_argument("fault", choices=fault_names or None, metavar="FAULT",
+                        help="one of: " + (", ".join(fault_names) or "(see gatewatch lab faults in a checkout)"))
     heal = lab_sub.add_parser("heal", help="heal one fault, or with no FAULT everything back to the baseline")
-    heal.add_argument("fault", nargs="?", choices=fault_names, metavar="FAULT")
-    for sp in lab_sub.choices.values():
+    heal.add_argument("fault", nargs="?", choices=fault_names or None, metavar="FAULT", help="the fault to heal")
+    lab_examples = {
+        "up": ("sudo .venv/bin/gatewatch lab up", "sudo .venv/bin/gatewatch lab up --plain-edge"),
+        "down": ("sudo .venv/bin/gatewatch lab down",),
+        "status": ("sudo .venv/bin/gatewatch lab status", "sudo .venv/bin/gatewatch lab status --json"),
+        "faults": ("gatewatch lab faults",),
+        "demo": ("sudo .venv/bin/gatewatch lab demo", "sudo .venv/bin/gatewatch lab demo backend_hung nginx_stopped"),
+        "inject": ("sudo .venv/bin/gatewatch lab inject backend_hung",),
+        "heal": ("sudo .venv/bin/gatewatch lab heal backend_hung", "sudo .venv/bin/gatewatch lab heal"),
+    }
+    for action, sp in lab_sub.choices.items():
+        sp.epilog = examples(*lab_examples[action])
         # also accepted after the action (gatewatch lab status --json); SUPPRESS keeps the parent's value otherwise
         sp.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
     p.set_defaults(func=run)
 
 
+def lab_available() -> bool:
+    """Is the ``lab`` package importable? In a checkout it sits beside ``layers/``: an editable install finds it
+    there even when the console script runs from elsewhere. An installed wheel has no lab."""
+    import importlib.util
+    from pathlib import Path
+
+    if importlib.util.find_spec("lab") is not None:
+        return True
+    import gatewatch
+
+    checkout = Path(gatewatch.__file__).resolve().parents[3]
+    if (checkout / "lab" / "manager.py").is_file() and (checkout / "layers" / "gatewatch").is_dir():
+        sys.path.append(str(checkout))
+        return importlib.util.find_spec("lab") is not None
+    return False
+
+
 def _topology_names() -> list[str]:
+    if not lab_available():
+        return []
     from lab.topology import TOPOLOGIES
 
     return list(TOPOLOGIES)
 
 
 def _fault_names() -> list[str]:
+    if not lab_available():
+        return []
     from lab.faults import FAULTS
 
     return list(FAULTS)
 
 
 def run(args) -> int:
+    if not lab_available():
+        print(f"gatewatch lab: {NO_LAB}", file=sys.stderr)
+        return EXIT_USAGE
     from lab.manager import Lab, LabError
 
     action = args.lab_command
@@ -85,7 +132,8 @@ def run(args) -> int:
     lab = Lab(dir=args.dir, cloudflare=cloudflare, topology=getattr(args, "topology", None))
     try:
         if action == "up":
-            status = lab.up(wait_s=args.wait)
+            with progress("bringing the lab up (nginx, the backend, the database, the edge)"):
+                status = lab.up(wait_s=args.wait)
             _out(args.json, status, _status_text(status, headline="lab is up"))
             return EXIT_OK
         if action == "down":

@@ -9,27 +9,33 @@ import sys
 from pathlib import Path
 
 from gatewatch.cli import EXIT_DOWN, EXIT_OK, EXIT_USAGE
+from gatewatch.cli.output import examples
 
 SAMPLE_FACTS = "backend_hung.json"
 
 
 def register(sub) -> None:
-    notify = sub.add_parser("notify", help="check and inspect the notification channels")
+    notify = sub.add_parser("notify", help="check and inspect the notification channels",
+                            epilog=examples("gatewatch notify test --config targets.yaml --target api",
+                                            "gatewatch notify log --pending"))
     nsub = notify.add_subparsers(dest="notify_command", metavar="ACTION")
     nsub.required = True
-    test = nsub.add_parser("test", help="send a sample notification to the target's channels")
+    test = nsub.add_parser("test", help="send a sample notification to the target's channels",
+                           epilog=examples("gatewatch notify test --config targets.yaml --target api",
+                                           "gatewatch notify test --config targets.yaml --target api --channel ops"))
     test.add_argument("--config", required=True, help="targets YAML file")
-    test.add_argument("--target", required=True)
+    test.add_argument("--target", required=True, help="the target whose channels get the sample")
     test.add_argument("--channel", help="only this channel (by name), even if the target does not use it")
     test.add_argument("--db", help="record the attempts in this SQLite store (default: $GATEWATCH_DB or the "
                                    "default store)")
     test.set_defaults(func=run_test)
-    log = nsub.add_parser("log", help="recorded notification attempts, newest first")
-    log.add_argument("--db")
-    log.add_argument("--target")
+    log = nsub.add_parser("log", help="recorded notification attempts, newest first",
+                          epilog=examples("gatewatch notify log --pending", "gatewatch notify log --target api --json"))
+    log.add_argument("--db", help="SQLite results store (default: $GATEWATCH_DB or the default store)")
+    log.add_argument("--target", help="only this target's notifications")
     log.add_argument("--pending", action="store_true", help="only deliveries still to retry")
-    log.add_argument("--limit", type=int, default=20)
-    log.add_argument("--json", action="store_true")
+    log.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
+    log.add_argument("--json", action="store_true", help="print the records as JSON")
     log.set_defaults(func=run_log)
 
 

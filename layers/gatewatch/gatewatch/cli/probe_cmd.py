@@ -13,28 +13,38 @@ import sys
 from pydantic import ValidationError
 
 from gatewatch.cli import EXIT_DOWN, EXIT_OK, EXIT_USAGE
+from gatewatch.cli.output import examples, progress
 from gatewatch.config import ConfigError, Target, load_config
 from gatewatch.probe import probe_targets, probe_url
 from gatewatch.probe.table import render
+
+URL_ONLY = {"method": "--method", "timeout": "--timeout", "header": "--header", "insecure": "--insecure",
+            "ca_file": "--ca-file", "resolve_to": "--resolve-to"}
 
 
 def register(sub) -> None:
     p = sub.add_parser(
         "probe",
         help="probe a URL or the targets of a config file",
-        description="Probe a URL once, or every target of a config file (with confirmation retries).",
+        description="Probe a URL once, or every target of a config file (with confirmation retries), and show "
+                    "each phase: DNS, connect, TLS, first byte, transfer, the certificate and Cloudflare's part. "
+                    "Exit 0 when every target is up (degraded counts as up), 1 when any is down.",
+        epilog=examples("gatewatch probe --demo                         # a loopback demo: one route up, one down",
+                        "gatewatch probe https://example.com/health --json"),
     )
     p.add_argument("url", nargs="?", help="the URL to probe (http:// or https://)")
     p.add_argument("--config", metavar="FILE", help="probe the targets of this targets file")
     p.add_argument("--target", metavar="NAME", help="with --config: only this target")
     p.add_argument("--demo", action="store_true", help="probe a built-in loopback demo site (healthy and failing)")
-    p.add_argument("--method", default="GET", type=str.upper, help="HTTP method (URL mode; default GET)")
-    p.add_argument("--timeout", type=float, default=10.0, metavar="S", help="total deadline in seconds (URL mode)")
-    p.add_argument("--header", action="append", default=[], metavar="'K: V'", help="extra request header")
-    p.add_argument("--insecure", action="store_true", help="do not verify the TLS certificate (URL mode)")
+    p.add_argument("--method", type=str.upper, help="HTTP method (URL mode; default GET)")
+    p.add_argument("--timeout", type=float, metavar="S",
+                   help="total deadline in seconds (URL mode; default 10; in a file: timeout_s per target)")
+    p.add_argument("--header", action="append", metavar="'K: V'", help="extra request header (URL mode; repeatable)")
+    p.add_argument("--insecure", action="store_true", default=None,
+                   help="do not verify the TLS certificate (URL mode)")
     p.add_argument("--ca-file", metavar="PEM", help="trust this CA bundle instead of the system CAs (URL mode)")
     p.add_argument("--resolve-to", metavar="IP", help="connect to this IP; Host and SNI stay the URL's (URL mode)")
-    p.add_argument("--json", action="store_true", help="print the result documents as JSON")
+    p.add_argument("--json", action="store_true", help="print the result documents as JSON (fields: docs/cli.md)")
     p.set_defaults(func=run)
 
 
@@ -44,6 +54,12 @@ def run(args) -> int:
         return _usage("give exactly one of URL, --config FILE or --demo")
     if args.target and not args.config:
         return _usage("--target needs --config FILE")
+    if not args.url:
+        given = [flag for dest, flag in URL_ONLY.items() if getattr(args, dest) is not None]
+        if given:
+            where = "set them per target in the file (timeout_s, method, headers, verify_tls, tls_ca_file, " \
+                    "resolve_to)" if args.config else "the demo site needs none"
+            return _usage(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to URL mode only; {where}")
     if args.demo:
         return _demo(args)
     if args.config:
@@ -53,15 +69,16 @@ def run(args) -> int:
 
 def _url(args) -> int:
     headers = {}
-    for raw in args.header:
+    for raw in args.header or []:
         name, sep, value = raw.partition(":")
         if not sep or not name.strip():
             return _usage(f"--header {raw!r} must look like 'Name: value'")
         headers[name.strip()] = value.strip()
     try:
         target = Target.model_validate({
-            "name": "url", "url": args.url, "method": args.method, "headers": headers, "timeout_s": args.timeout,
-            "verify_tls": not args.insecure, "tls_ca_file": args.ca_file, "resolve_to": args.resolve_to,
+            "name": "url", "url": args.url, "method": args.method or "GET", "headers": headers,
+            "timeout_s": 10.0 if args.timeout is None else args.timeout, "verify_tls": not args.insecure,
+            "tls_ca_file": os.path.abspath(args.ca_file) if args.ca_file else None, "resolve_to": args.resolve_to,
         })
     except ValidationError as exc:
         problems = "; ".join(_option(e) for e in exc.errors())
@@ -86,7 +103,8 @@ def _config(args) -> int:
         if not targets:
             names = ", ".join(t.name for t in config.targets)
             return _usage(f"no target named {args.target!r} in {args.config} (targets: {names})")
-    results = probe_targets(targets, concurrency=config.settings.concurrency)
+    with progress(f"probing {len(targets)} target(s)"):
+        results = probe_targets(targets, concurrency=config.settings.concurrency)
     _print_rounds(results, args.json)
     return EXIT_OK if all(r.ok for r in results) else EXIT_DOWN
 

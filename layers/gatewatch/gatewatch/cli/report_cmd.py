@@ -5,14 +5,17 @@ from __future__ import annotations
 import sys
 
 from gatewatch.cli import EXIT_OK, EXIT_USAGE
+from gatewatch.cli.output import examples
 from gatewatch.cli.run_cmd import _db_arg, _store
 
 
 def register(sub) -> None:
-    p = sub.add_parser("report", help="uptime and incident report per target and for the fleet")
+    p = sub.add_parser("report", help="uptime and incident report per target and for the fleet",
+                       epilog=examples("gatewatch report --since 7d", "gatewatch report --format csv > uptime.csv"))
     _db_arg(p, table=True)
     p.add_argument("--since", default="30d", help="window ending now: 30d, 7d, 24h, 2w (default 30d)")
-    p.add_argument("--format", choices=("text", "markdown", "json", "csv"), default="text")
+    p.add_argument("--format", choices=("text", "markdown", "json", "csv"), default="text",
+                   help="text (default), markdown, json or csv")
     p.add_argument("--config", help="targets YAML: also report configured targets that were never probed")
     p.set_defaults(func=run_report)
 

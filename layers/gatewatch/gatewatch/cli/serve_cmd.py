@@ -6,11 +6,13 @@ import os
 import sys
 
 from gatewatch.cli import EXIT_OK, EXIT_USAGE
+from gatewatch.cli.output import examples
 from gatewatch.cli.run_cmd import _db_arg, _store
 
 
 def register(sub) -> None:
-    p = sub.add_parser("serve", help="read-only web view of targets, incidents and the remediation audit")
+    p = sub.add_parser("serve", help="read-only web view of targets, incidents and the remediation audit",
+                       epilog=examples("gatewatch serve --config targets.yaml        # http://127.0.0.1:8080/"))
     _db_arg(p, table=True)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080)")

@@ -6,11 +6,13 @@ import os
 import sys
 
 from gatewatch.cli import EXIT_OK, EXIT_USAGE
+from gatewatch.cli.output import examples
 from gatewatch.cli.run_cmd import _db_arg, _store
 
 
 def register(sub) -> None:
-    p = sub.add_parser("status-page", help="write the public status page (HTML, CSS, JSON) to a directory")
+    p = sub.add_parser("status-page", help="write the public status page (HTML, CSS, JSON) to a directory",
+                       epilog=examples("gatewatch status-page --config targets.yaml --out public/"))
     _db_arg(p, table=True)
     p.add_argument("--out", required=True, help="directory to write index.html, status.css and status.json into")
     p.add_argument("--config", help="targets YAML: their display_name is shown instead of the target name")

@@ -7,13 +7,18 @@ import sys
 
 from gatewatch import safejson
 from gatewatch.cli import EXIT_DOWN, EXIT_OK, EXIT_USAGE
+from gatewatch.cli.output import examples
 
 
 def register(sub) -> None:
-    tree = sub.add_parser("tree", help="print the decision tree (text, Mermaid, or the generated ASL)")
-    tree.add_argument("--format", choices=("text", "mermaid", "asl"), default="text")
+    tree = sub.add_parser("tree", help="print the decision tree (text, Mermaid, or the generated ASL)",
+                          epilog=examples("gatewatch tree | less", "gatewatch tree --format mermaid > tree.mmd"))
+    tree.add_argument("--format", choices=("text", "mermaid", "asl"), default="text",
+                      help="text (default), mermaid (the picture in docs/tree.md) or asl (the Step Functions form)")
     tree.set_defaults(func=run_tree)
-    diag = sub.add_parser("diagnose", help="walk the decision tree over a recorded facts document")
+    diag = sub.add_parser("diagnose", help="walk the decision tree over a recorded facts document",
+                          epilog=examples("gatewatch diagnose --facts tests/events/facts/classic/backend_stopped.json",
+                                          "gatewatch diagnose --facts facts.json --json | jq .path"))
     diag.add_argument("--facts", required=True, help="a facts JSON file (outside + on-box), as the pipeline stores")
     diag.add_argument("--json", action="store_true", help="print the verdict document")
     diag.set_defaults(func=run_diagnose)

@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from gatewatch.config import envrefs
 from gatewatch.config.errors import ConfigError, Problem
 from gatewatch.config.models import ENV_REF_RE, SECRET_HEADERS, Config, Target, _check_url
+from gatewatch.config.yaml12 import Positions, YAMLProblem, parse
 
 MAX_CONFIG_BYTES = 1024 * 1024
 
 
 def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
-    """Read and validate a file. ``environ`` resolves ``${VAR}`` references (None: check the names only)."""
+    """Read and validate a file. ``environ`` resolves ``${VAR}`` references (None: check the names only).
+
+    Relative local paths in the file (``tls_ca_file``, ``settings.db_path``) are resolved against the file's folder.
+    """
     p = Path(path)
     try:
         data = p.read_bytes()
@@ -27,26 +32,34 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
         raise ConfigError(str(path), [Problem("(file)", f"cannot read: {exc.strerror or exc}")]) from None
     if len(data) > MAX_CONFIG_BYTES:
         raise ConfigError(str(path), [Problem("(file)", f"larger than {MAX_CONFIG_BYTES} bytes")])
-    return load_config_text(data.decode("utf-8", errors="replace"), source=str(path), environ=environ)
-
-
-def load_config_text(text: str, source: str = "<config>", environ: Mapping[str, str] | None = None) -> Config:
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(source, [Problem("(file)", f"{where}not valid YAML: {problem}")]) from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), [Problem("(file)", f"is not UTF-8 text (byte {exc.start})")]) from None
+    return load_config_text(text, source=str(path), environ=environ, base_dir=p.resolve().parent)
+
+
+def load_config_text(
+    text: str,
+    source: str = "<config>",
+    environ: Mapping[str, str] | None = None,
+    base_dir: str | os.PathLike[str] | None = None,
+) -> Config:
+    """Validate a YAML text (YAML 1.2 semantics, duplicate keys rejected); every problem carries its line."""
+    try:
+        raw, pos = parse(text)
+    except YAMLProblem as exc:
+        raise ConfigError(source, [Problem(_path(exc.path), exc.message, exc.line, exc.column)]) from None
     if not isinstance(raw, dict):
-        raise ConfigError(source, [Problem("(file)", "must be a mapping with a 'targets:' list")])
+        raise ConfigError(source, [Problem("(file)", "must be a mapping with a 'targets:' list, e.g. "
+                                                     "'targets: [{name: api, url: https://api.example.com/}]'")])
 
     problems: list[Problem] = []
     try:
         config = Config.model_validate(raw)
     except ValidationError as exc:
-        problems = [_problem(err, raw) for err in exc.errors()]
-        problems += _duplicate_names(raw)
+        problems = [_problem(err, raw, pos) for err in exc.errors()]
+        problems += [_locate(p, pos) for p in _duplicate_names(raw)]
         raise ConfigError(source, _unique(problems)) from None
 
     problems += _duplicate_names(raw)
@@ -54,8 +67,43 @@ def load_config_text(text: str, source: str = "<config>", environ: Mapping[str, 
     config, env_problems = _resolve_env(config, environ)
     problems += env_problems
     if problems:
-        raise ConfigError(source, problems)
+        raise ConfigError(source, [_locate(p, pos) for p in problems])
+    if base_dir is not None:
+        config = _resolve_paths(config, Path(base_dir))
     return config
+
+
+def _at(pos: Positions, loc: tuple[Any, ...], message: str, key: bool = False) -> Problem:
+    where = pos.at(tuple(loc), key=key)
+    line, column = where if where else (None, None)
+    return Problem(_path(loc), message, line, column)
+
+
+_PART_RE = re.compile(r"\[(\d+)\]|([^.\[]+)")
+
+
+def _locate(problem: Problem, pos: Positions) -> Problem:
+    """A problem made with a path string only (``targets[1].headers.X``) gets the line and column of that field."""
+    if problem.line is not None or problem.path == "(file)":
+        return problem
+    loc = tuple(int(m.group(1)) if m.group(1) else m.group(2) for m in _PART_RE.finditer(problem.path))
+    where = pos.at(loc)
+    return replace(problem, line=where[0], column=where[1]) if where else problem
+
+
+def _resolve_paths(config: Config, base: Path) -> Config:
+    """Local files named relative to the config file are found next to it, wherever gatewatch is started from."""
+
+    def local(value: str | None) -> str | None:
+        if value is None:
+            return None
+        p = Path(os.path.expanduser(value))
+        return str(p if p.is_absolute() else base / p)
+
+    targets = [t.model_copy(update={"tls_ca_file": local(t.tls_ca_file)}) if t.tls_ca_file else t
+               for t in config.targets]
+    settings = config.settings.model_copy(update={"db_path": local(config.settings.db_path)})
+    return config.model_copy(update={"targets": targets, "settings": settings})
 
 
 def _unique(problems: list[Problem]) -> list[Problem]:
@@ -116,11 +164,10 @@ def _model_of(annotation: Any) -> Any:
     return None
 
 
-def _problem(err: Mapping[str, Any], raw: Any) -> Problem:
+def _problem(err: Mapping[str, Any], raw: Any, pos: Positions) -> Problem:
     loc = tuple(err["loc"])
     # Pydantic appends the validator kind (e.g. "function-after[...]") for model validators; drop it.
     loc = tuple(p for p in loc if not (isinstance(p, str) and "[" in p))
-    path = _path(loc)
     kind = err["type"]
     ctx = err.get("ctx") or {}
     got = err.get("input")
@@ -128,27 +175,27 @@ def _problem(err: Mapping[str, Any], raw: Any) -> Problem:
         allowed = _allowed_keys(raw, loc)
         close = difflib.get_close_matches(str(loc[-1]), allowed, n=1) if loc else []
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        hint += f" allowed here: {', '.join(allowed)}" if allowed else ""
-        return Problem(path, f"unknown key{hint}")
+        hint += f"{';' if not close else ''} allowed here: {', '.join(allowed)}" if allowed else ""
+        return _at(pos, loc, f"unknown key{hint}", key=True)
     if kind == "missing":
-        return Problem(path, "is required")
+        return _at(pos, loc, "is required")
     if kind == "value_error":
         msg = str(ctx.get("error") or err["msg"])
-        return Problem(path, msg)
+        return _at(pos, loc, msg)
     if kind in ("int_parsing", "int_type", "int_from_float"):
-        return Problem(path, f"must be a whole number (got {got!r})")
+        return _at(pos, loc, f"must be a whole number (got {got!r})")
     if kind in ("float_parsing", "float_type"):
-        return Problem(path, f"must be a number (got {got!r})")
+        return _at(pos, loc, f"must be a number (got {got!r})")
     if kind in ("bool_parsing", "bool_type"):
-        return Problem(path, f"must be true or false (got {got!r})")
+        return _at(pos, loc, f"must be true or false (got {got!r})")
     if kind in ("string_type",):
-        return Problem(path, f"must be a string (got {got!r})")
+        return _at(pos, loc, f"must be a string (got {got!r})")
     if kind in ("list_type",):
-        return Problem(path, f"must be a list (got {got!r})")
+        return _at(pos, loc, f"must be a list (got {got!r})")
     if kind in ("dict_type", "model_type", "model_attributes_type"):
-        return Problem(path, f"must be a mapping (got {got!r})")
+        return _at(pos, loc, f"must be a mapping (got {got!r})")
     if kind == "literal_error":
-        return Problem(path, f"must be one of {ctx.get('expected')} (got {got!r})")
+        return _at(pos, loc, f"must be one of {ctx.get('expected')} (got {got!r})")
     bounds = {
         "greater_than": "greater than {gt}",
         "greater_than_equal": "at least {ge}",
@@ -158,8 +205,8 @@ def _problem(err: Mapping[str, Any], raw: Any) -> Problem:
     if kind in bounds:
         field = loc[-1] if loc else ""
         allowed = _range_text(raw, loc) or bounds[kind].format(**ctx)
-        return Problem(path, f"must be {allowed} (got {got!r})" if field else err["msg"])
-    return Problem(path, f"{err['msg']} (got {got!r})")
+        return _at(pos, loc, f"must be {allowed} (got {got!r})" if field else err["msg"])
+    return _at(pos, loc, f"{err['msg']} (got {got!r})")
 
 
 def _range_text(raw: Any, loc: tuple[Any, ...]) -> str | None:

@@ -23,6 +23,8 @@ NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 SERVICE_RE = re.compile(r"^[A-Za-z0-9_.@:][A-Za-z0-9_.@:-]{0,127}$")
 # Absolute path, safe characters only, no "..": these paths are read on the host by the on-box checks.
 PATH_RE = re.compile(r"^/[A-Za-z0-9._/+-]{0,4095}$")
+# A file read on the prober's own machine (CA bundle, results store): may be relative to the config file.
+LOCAL_PATH_RE = re.compile(r"^~?[A-Za-z0-9._/+-]{1,4095}$")
 INSTANCE_ID_RE = re.compile(r"^(i|mi)-[0-9a-f]{8,17}$")
 TAG_RE = re.compile(r"^[A-Za-z0-9 _.:/=+@-]{1,128}$")
 HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -377,6 +379,15 @@ def _check_argv_template(action: str, argv: list[str], allowed: list[str] | tupl
             )
 
 
+def _check_local_path(value: str | None) -> str | None:
+    """A file on the prober's own machine (CA bundle, results store): absolute, or relative to the config file."""
+    if value is not None and not LOCAL_PATH_RE.fullmatch(value):
+        raise ValueError(
+            f"must be a file path of letters, digits and . _ / + - ~, absolute or relative to this file (got {value!r})"
+        )
+    return value
+
+
 def _check_path(value: str) -> str:
     if not PATH_RE.fullmatch(value) or "/../" in value + "/" or value.endswith("/.."):
         raise ValueError(
@@ -555,10 +566,8 @@ class Target(_Strict):
     confirm: Confirm = Field(default_factory=Confirm)
     maintenance: list[MaintenanceWindow] = Field(default_factory=list, description="silences alerts and fixes")
 
-    @field_validator("tls_ca_file")
-    @classmethod
-    def _ca_file(cls, value: str | None) -> str | None:
-        return value if value is None else _check_path(value)
+    # Read by the prober on this machine (not on the host): may be relative to the config file (the loader resolves it).
+    _ca_file = field_validator("tls_ca_file")(classmethod(lambda cls, v: _check_local_path(v)))
 
     @field_validator("resolve_to")
     @classmethod
@@ -582,11 +591,18 @@ class Target(_Strict):
 
     _url = field_validator("url")(classmethod(lambda cls, v: _check_url(v)))
 
+
 class Settings(_Strict):
     concurrency: int = Field(default=16, ge=1, le=512, description="targets probed at once")
-    db_path: str | None = None
+    db_path: str | None = Field(
+        default=None,
+        description="SQLite results store for gatewatch run/incidents/history; relative to this file. "
+        "--db and $GATEWATCH_DB override it",
+    )
     env_prefix: str = Field(default=envrefs.DEFAULT_PREFIX, description="${VAR} expands only names with this prefix")
     env_allow: list[str] = Field(default_factory=list, description="other ${VAR} names that may be expanded")
+
+    _db_path = field_validator("db_path")(classmethod(lambda cls, v: _check_local_path(v)))
 
     _prefix = field_validator("env_prefix")(classmethod(lambda cls, v: envrefs.check_prefix(v)))
     _allow = field_validator("env_allow")(classmethod(lambda cls, v: envrefs.check_allow(v)))

@@ -13,20 +13,31 @@ EXIT_OK, EXIT_DOWN, EXIT_USAGE = 0, 1, 2  # the shared exit codes (gatewatch.cli
 
 
 def register(sub) -> None:
-    p = sub.add_parser("remediation", help="the remediation catalogue, command previews and audit trails")
+    from gatewatch.cli.output import examples
+    from gatewatch.cli.stores import add_store_args
+
+    p = sub.add_parser(
+        "remediation", help="the remediation catalogue, command previews and audit trails",
+        epilog=examples("gatewatch remediation catalogue", "gatewatch remediation audit INCIDENT_ID"),
+    )
     inner = p.add_subparsers(dest="remediation_command", metavar="ACTION")
     inner.required = True
-    cat = inner.add_parser("catalogue", help="what gatewatch may run, when, and what it never automates")
-    cat.add_argument("--json", action="store_true")
+    cat = inner.add_parser("catalogue", help="what gatewatch may run, when, and what it never automates",
+                           epilog=examples("gatewatch remediation catalogue", "gatewatch remediation catalogue --json"))
+    cat.add_argument("--json", action="store_true", help="print the catalogue as JSON")
     cat.set_defaults(func=run_catalogue)
-    cmd = inner.add_parser("commands", help="the argv each action would run on a target's host (nothing is run)")
-    cmd.add_argument("--config", required=True, help="targets YAML file")
-    cmd.add_argument("target")
+    cmd = inner.add_parser("commands", help="the argv each action would run on a target's host (nothing is run)",
+                           epilog=examples("gatewatch remediation commands --config targets.yaml api"))
+    cmd.add_argument("--config", required=True, metavar="FILE", help="targets YAML file")
+    cmd.add_argument("target", help="the target's name")
     cmd.set_defaults(func=run_commands)
-    aud = inner.add_parser("audit", help="an incident's remediation audit trail, oldest first")
-    aud.add_argument("incident_id")
-    aud.add_argument("--db", help="SQLite results store (default $GATEWATCH_DB or ~/.local/state/gatewatch/…)")
-    aud.add_argument("--json", action="store_true")
+    aud = inner.add_parser("audit", help="an incident's remediation audit trail, oldest first",
+                           epilog=examples("gatewatch remediation audit api-20261128T190501Z",
+                                           "gatewatch remediation audit ID --table gatewatch-Table-XYZ --region "
+                                           "eu-west-1"))
+    aud.add_argument("incident_id", metavar="ID", help="the incident id (first column of gatewatch incidents)")
+    add_store_args(aud)
+    aud.add_argument("--json", action="store_true", help="print the audit records as JSON")
     aud.set_defaults(func=run_audit)
 
 
@@ -81,14 +92,10 @@ def run_commands(args) -> int:
 
 
 def run_audit(args) -> int:
+    from gatewatch.cli.stores import open_store
     from gatewatch.remediation import story
-    from gatewatch.store import SQLiteStore, StoreError
 
-    try:
-        store = SQLiteStore(args.db or None)
-    except StoreError as exc:
-        print(f"gatewatch: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    store = open_store(args)
     try:
         if args.json:
             print(json.dumps([r.to_dict() for r in store.list_actions(incident_id=args.incident_id)], indent=2))
