@@ -100,7 +100,7 @@ def test_template_keeps_the_status_page_off_by_default_and_least_privileged(temp
     for policy in policies:
         for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
             actions += statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-    assert sorted(actions) == ["s3:PutObject", "ssm:GetParameter"]
+    assert sorted(actions) == ["kms:Decrypt", "s3:PutObject", "ssm:GetParameter"]  # kms: the targets, via SSM
     assert {"DynamoDBReadPolicy": {"TableName": {"Ref": "GatewatchTable"}}} in policies
     deny = template["Resources"]["StatusPageBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
     assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
