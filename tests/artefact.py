@@ -21,6 +21,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -58,22 +59,25 @@ def _pip_install(python: str, requirements: Path, target: Path) -> None:
 
 
 def build_import_tree(python: str, root: Path) -> dict[str, Path]:
-    """Build ``root/layer`` (requirements + library, as /opt/python) and ``root/boto3`` (the runtime's SDK).
+    """Build a layer folder (requirements + library, as /opt/python) and a boto3 folder (the runtime's SDK).
 
     Reused when the requirement files did not change (the key is their hash), so a second run costs nothing.
     """
     key = hashlib.sha256(LAYER_REQUIREMENTS.read_bytes() + RUNTIME_BOTO3.read_bytes()
                          + python.encode()).hexdigest()[:16]
     deps, boto = root / f"deps-{key}", root / f"boto3-{key}"
+    root.mkdir(parents=True, exist_ok=True)
     for folder, req in ((deps, LAYER_REQUIREMENTS), (boto, RUNTIME_BOTO3)):
-        if not (folder / ".complete").exists():
-            shutil.rmtree(folder, ignore_errors=True)
-            folder.mkdir(parents=True)
-            _pip_install(python, req, folder)
-            (folder / ".complete").write_text("ok\n")
-    layer = root / "layer"
-    shutil.rmtree(layer, ignore_errors=True)
-    shutil.copytree(deps, layer, ignore=shutil.ignore_patterns(".complete"))
+        if not folder.exists():
+            # built aside, then renamed into place: several test runs on one machine may race for the cache
+            scratch = Path(tempfile.mkdtemp(prefix=f"{folder.name}.", dir=root))
+            _pip_install(python, req, scratch)
+            try:
+                scratch.rename(folder)
+            except OSError:
+                shutil.rmtree(scratch, ignore_errors=True)  # another run finished first: same pins, same content
+    layer = Path(tempfile.mkdtemp(prefix="layer.", dir=root))
+    shutil.copytree(deps, layer, dirs_exist_ok=True)
     shutil.copytree(LAYER_DIR / "gatewatch", layer / "gatewatch",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     return {"layer": layer, "boto3": boto}

@@ -15,14 +15,21 @@ import pytest
 from gatewatch.aws import runtime
 from gatewatch.tree import diagnose
 from tests.integration.conftest import ONBOX_DOCUMENT
+from tests.integration.iam import IamEnforcement, declared_actions
 from tests.servers import Reply, http_server
-from tests.sfn_harness import deploy_stack, lambda_context
+from tests.sfn_harness import STEP_FUNCTIONS, deploy_stack, lambda_context
 
 INSTANCE = "i-0123456789abcdef0"
 PARAMETER = "/gatewatch/targets"
 
 
 context = lambda_context
+ROLE_OWNERS = ["ProbeFunction", "FactsFunction", "RecordFunction", "GuardFunction", "ReprobeFunction",
+               "DiagnoseStateMachine"]
+
+
+def owner_of(module: str) -> str:
+    return f"{module.capitalize()}Function"
 
 
 @pytest.fixture
@@ -33,8 +40,21 @@ def deployed(aws, table, topic_and_queue, ssm_executor, lambda_dispatch, monkeyp
     ssm_executor.add_instance(INSTANCE)
     machine = deploy_stack(aws, table, topic_and_queue.topic_arn, lambda_dispatch, monkeypatch,
                            {"TARGETS_PARAMETER": PARAMETER, "REMEDIATION_CEILING": "suggest"})
-    yield SimpleNamespace(ssm=ssm, sfn=sfn, machine=machine, queue=topic_and_queue, executor=ssm_executor)
+    # From here on moto enforces IAM: each handler and the state machine call AWS as their template role.
+    iam = IamEnforcement(monkeypatch, ROLE_OWNERS)
+    for name, module in STEP_FUNCTIONS.items():
+        lambda_dispatch[name] = iam.wrap(owner_of(module), lambda_dispatch.handlers[name])
+
+    def handler(module: str):
+        return iam.wrap(owner_of(module), importlib.import_module(f"functions.{module}.app").handler)
+
+    yield SimpleNamespace(ssm=ssm, sfn=sfn, machine=machine, queue=topic_and_queue, executor=ssm_executor,
+                          iam=iam, handler=handler)
     runtime.reset()
+    assert not iam.denied, f"AccessDenied under the template's roles: {iam.denied}"
+    for owner, actions in iam.used.items():
+        undeclared = sorted(actions - declared_actions(owner))
+        assert not undeclared, f"{owner} used actions tests/integration/iam.py does not declare: {undeclared}"
 
 
 def put_targets(ssm, url: str, backend_port: int) -> None:
@@ -66,11 +86,15 @@ def wait_for_execution(sfn, machine: str, timeout_s: float = 90.0) -> dict:
         if executions and all(e["status"] != "RUNNING" for e in executions):
             return sfn.describe_execution(executionArn=executions[0]["executionArn"])
         time.sleep(0.2)
-    raise AssertionError("the diagnosis did not finish")
+    tail = None
+    if executions:
+        events = sfn.get_execution_history(executionArn=executions[0]["executionArn"])["events"]
+        tail = [(e["type"], e.get("taskFailedEventDetails")) for e in events][-6:]
+    raise AssertionError(f"the diagnosis did not finish; last events: {tail}")
 
 
 def test_probe_tick_to_verdict_notification_and_metrics(deployed, capsys):
-    probe = importlib.import_module("functions.probe.app")
+    probe = SimpleNamespace(handler=deployed.handler("probe"))
     with http_server({"/api/v1/auth/demo-login": Reply(502, "<html>502 Bad Gateway</html>",
                                                        {"Server": "nginx"})}) as site:
         put_targets(deployed.ssm, site.url("/api/v1/auth/demo-login"), site.port)
@@ -114,7 +138,7 @@ def test_probe_tick_to_verdict_notification_and_metrics(deployed, capsys):
 
 
 def test_unregistered_instance_is_host_unreachable(deployed):
-    probe = importlib.import_module("functions.probe.app")
+    probe = SimpleNamespace(handler=deployed.handler("probe"))
     deployed.executor.instances[INSTANCE].online = False
     with http_server({"/api/v1/auth/demo-login": Reply(502, "bad", {"Server": "nginx"})}) as site:
         put_targets(deployed.ssm, site.url("/api/v1/auth/demo-login"), site.port)
@@ -141,10 +165,11 @@ targets:
     state = {"incident_id": "api-20261125T130000Z", "target": "api", "outside": down502(),
              "diag": {"facts": facts(down502(), onbox)},
              "record": {"verdict": {"category": "backend_down", "remediation": "restart_backend", "evidence": []}}}
-    guard = importlib.import_module("functions.guard.app").handler
+    guard = deployed.handler("guard")
     first = guard(state, context("guard"))
     again = guard(state, context("guard"))  # Step Functions retrying the task
     assert first["allowed"] is True and first["parameters"]["Action"] == ["restart_backend"]
     assert again == first
     decisions = [a.decision for a in runtime.store().list_actions(incident_id=state["incident_id"])]
     assert decisions.count("allowed") == 1 and "refused" not in decisions
+

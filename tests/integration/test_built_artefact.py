@@ -46,7 +46,11 @@ def python312() -> str:
 
 @pytest.fixture(scope="module")
 def tree(python312) -> dict[str, Path]:
-    return build_import_tree(python312, CACHE)
+    import shutil
+
+    built = build_import_tree(python312, CACHE)
+    yield built
+    shutil.rmtree(built["layer"], ignore_errors=True)
 
 
 def _placeholder(value) -> str:

@@ -92,11 +92,13 @@ def test_state_machine_substitutions_cover_every_placeholder_in_the_definition(t
     given = set(props["DefinitionSubstitutions"])
     assert used <= given, f"placeholders without a substitution: {used - given}"
     assert given == {"OnboxDocumentName", "RemediationDocumentName", "FactsFunctionArn", "RecordFunctionArn",
-                     "GuardFunctionArn", "ReprobeFunctionArn", "TopicArn", "TableName"}
+                     "GuardFunctionArn", "ReprobeFunctionArn", "TopicArn"}
     assert props["Logging"]["Level"] == "ALL" and props["Logging"]["IncludeExecutionData"] is True
     assert props["Tracing"] == {"Enabled": True}
-    invoked = {p["LambdaInvokePolicy"]["FunctionName"]["Ref"] for p in props["Policies"] if "LambdaInvokePolicy" in p}
-    assert invoked == set(FUNCTIONS) - {"ProbeFunction"}
+    [invoke] = [st for p in props["Policies"] if isinstance(p, dict) for st in p.get("Statement", [])
+                if st.get("Action") == "lambda:InvokeFunction"]
+    invoked = {r["Fn::GetAtt"][0] for r in invoke["Resource"]}
+    assert invoked == set(FUNCTIONS) - {"ProbeFunction", "StatusPageFunction"}
 
 
 def test_no_wildcard_actions_and_star_resources_only_where_iam_has_no_resource_type(template):

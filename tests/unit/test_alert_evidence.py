@@ -104,3 +104,29 @@ def test_outside_only_5xx_with_healthy_health_is_endpoint_error_with_steps_from_
     assert "could not be asked: is the backend process running" in verdict["explanation"]
     labels = [d["label"] for d in verdict["deciding"]]
     assert labels[:4] == ["What the outside sees", "Server header", "Cloudflare ray", "Health endpoint"]
+
+
+def test_the_on_box_classifier_keeps_the_latest_line_of_each_signature():
+    import datetime as dt
+
+    from gatewatch.onbox.checks import nginx_log
+
+    lines = [
+        "2026/11/25 14:17:27 [error] 7#7: *20 connect() failed (111: Connection refused) while connecting to "
+        'upstream, client: 127.0.0.1, upstream: "http://127.0.0.1:8000/x"',
+        "2026/11/25 14:17:54 [error] 7#7: *37 upstream timed out (110: Connection timed out) while reading "
+        'response header from upstream, client: 127.0.0.1, upstream: "http://127.0.0.1:8000/x"',
+        "2026/11/25 14:18:00 [error] 7#7: *41 upstream timed out (110: Connection timed out) while reading "
+        'response header from upstream, client: 127.0.0.1, upstream: "http://127.0.0.1:8000/x"',
+    ]
+    out = nginx_log.classify_error_log(lines, 15, now=dt.datetime(2026, 11, 25, 14, 18, 5))
+    timeout = next(s for s in out["signatures"] if s["signature"] == "upstream_timeout")
+    assert "14:17:54" in timeout["sample"] and "14:18:00" in timeout["last_sample"]
+    assert timeout["last_message"].startswith("upstream timed out (110")
+    refused = next(s for s in out["signatures"] if s["signature"] == "connection_refused")
+    assert "last_sample" not in refused  # one line: nothing more to say
+    facts = {"onbox": {"nginx": {"error_signatures": out["signatures"], "primary_signature": out["primary"]},
+                       "meta": {"collected_at": "2026-11-25T13:18:03.000Z", "duration_ms": 1000.0,
+                                "utc_offset_s": 3600}}}
+    sig = signature_for(facts, "backend_hung")
+    assert sig["logged_at"] == "2026-11-25 14:18:00" and sig["age_s"] == 4.0  # local time, offset applied

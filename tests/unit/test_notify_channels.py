@@ -268,3 +268,50 @@ def test_notify_test_command_sends_a_sample_through_the_target_channels(receiver
     assert main(["notify", "log", "--db", db]) == 0
     log = capsys.readouterr().out
     assert "hook" in log and "ops" in log and "delivered" in log
+
+
+def test_the_documented_example_is_what_the_code_produces_today():
+    from gatewatch.notify.example import BEGIN, END, render
+
+    root = Path(__file__).resolve().parents[2]
+    doc = (root / "docs" / "notifications.md").read_text()
+    block = doc[doc.index(BEGIN): doc.index(END) + len(END)]
+    shown = "tests/events/facts/classic/backend_hung.json"
+    fresh = render(root / shown, shown)
+    assert block == fresh, "docs/notifications.md is stale: run python -m gatewatch.notify.example --write"
+
+
+def test_gatewatch_run_delivers_to_the_channels_and_retries_on_the_next_round(receiver, tmp_path, monkeypatch):
+    """Locally the same channels work from `gatewatch run`: the pipeline's notifier is the dispatcher."""
+    import io
+
+    from gatewatch.cli.run_cmd import build_pipeline
+    from gatewatch.config import load_config_text
+    from tests.servers import Reply, http_server
+
+    receiver.script = [(503, {}, "busy")] * 4 + [(200, {}, "ok")]
+    monkeypatch.setenv("GATEWATCH_SLACK_URL", receiver.url)
+    with http_server({"/": Reply(502, "<h1>502 Bad Gateway</h1>", {"Server": "nginx"})}) as site:
+        config = load_config_text(f"""
+targets:
+  - name: shop
+    url: {site.url("/")}
+    timeout_s: 3
+    confirm: {{retries: 0}}
+    alerting: {{failure_threshold: 1, channels: [ops]}}
+notifications:
+  channels:
+    ops: {{type: slack, url: "${{GATEWATCH_SLACK_URL}}", retries: 3}}
+""")
+        store = SQLiteStore(tmp_path / "db")
+        out = io.StringIO()
+        pipeline = build_pipeline(config, store, stream=out)
+        pipeline.notifier.poster_for = lambda ch: HttpPoster(retries=ch.retries, sleep=lambda s: None)
+        [report] = pipeline.run_once()
+        assert report.event == "opened" and "[gatewatch] DOWN shop" in out.getvalue()
+        assert {r.channel: r.status for r in store.list_notifications()} == {"console": "delivered",
+                                                                             "ops": "pending"}
+        pipeline.notifier.clock = FakeClock(pipeline.clock.now().replace(year=2099))  # a later round
+        pipeline.run_once()
+    assert {r.channel: r.status for r in store.list_notifications()} == {"console": "delivered", "ops": "delivered"}
+    assert receiver.requests[-1].json()["text"].startswith("[gatewatch] DOWN shop")

@@ -73,7 +73,7 @@ def test_window_excludes_old_and_future_lines_and_latest_burst_decides():
 
 def test_empty_log_has_no_primary():
     out = nginx_log.classify_error_log([], 15, now=NOW)
-    assert out == {"signatures": [], "primary": None, "lines_in_window": 0, "burst_start": None}
+    assert out == {"signatures": [], "primary": None, "lines_in_window": 0, "upstreams": [], "burst_start": None}
 
 
 def test_unparseable_lines_are_ignored():

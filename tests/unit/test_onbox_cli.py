@@ -12,7 +12,7 @@ import pytest
 from gatewatch.cli import main
 from gatewatch.config import load_config_text
 from gatewatch.onbox import decode_params, encode_params, onbox_params
-from tests.unit.test_onbox_script import Procs, free_port
+from tests.unit.test_onbox_script import Procs, free_port, password_asking_database
 from tests.unit.test_onbox_servers import NGINX, start_nginx
 
 CONFIG = """
@@ -78,7 +78,6 @@ def test_usage_errors_exit_2(tmp_path, capsys):
 
 @pytest.mark.skipif(NGINX is None or os.geteuid() != 0, reason="needs nginx (apt-get install nginx) and root")
 def test_all_ok_exits_0_and_a_dead_backend_exits_1(tmp_path, procs, capsys):
-    import socket
 
     backend_port, nginx_port, marker = free_port(), free_port(), f"gwtest-{uuid.uuid4().hex[:8]}"
     backend = procs.backend(backend_port, "ok", marker)
@@ -88,10 +87,8 @@ def test_all_ok_exits_0_and_a_dead_backend_exits_1(tmp_path, procs, capsys):
     conf.write_text(conf.read_text().replace("location /sock/", "location /unused/").replace(
         f"proxy_pass http://unix:{tmp_path}/nginx/missing.sock:/;", "return 404;"))
     os.utime(conf, (0, 0))
-    with socket.socket() as db:
-        db.bind(("127.0.0.1", 0))
-        db.listen(4)
-        path = write_config(tmp_path, marker, backend_port, nginx_port, db.getsockname()[1])
+    with password_asking_database() as db_port:
+        path = write_config(tmp_path, marker, backend_port, nginx_port, db_port)
         argv = ["check", "--config", str(path), "--target", "api", "--python", sys.executable]
         code = main(argv)
         out = capsys.readouterr().out

@@ -3,12 +3,15 @@ loopback: a backend that is healthy, sick, hung, or whose port another process h
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from datetime import datetime, timedelta
@@ -142,6 +145,26 @@ def assert_report_shape(report: dict) -> None:
     assert "error_signatures" in report["nginx"] and "primary_signature" in report["nginx"]
 
 
+@contextlib.contextmanager
+def password_asking_database():
+    """A listening "database" that answers a PostgreSQL StartupMessage as md5 auth does: up, with a free slot."""
+    def serve(db):
+        while True:
+            try:
+                conn, _ = db.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(4096)
+                conn.sendall(b"R" + struct.pack("!ii", 12, 5) + b"salt")
+
+    with socket.socket() as db:
+        db.bind(("127.0.0.1", 0))
+        db.listen(4)
+        threading.Thread(target=serve, args=(db,), daemon=True).start()
+        yield db.getsockname()[1]
+
+
 def nginx_line(when: datetime, message: str) -> str:
     return (f"{when:%Y/%m/%d %H:%M:%S} [error] 1234#1234: *5 {message}, client: 127.0.0.1, server: _, "
             f'request: "GET /x HTTP/1.1", upstream: "http://127.0.0.1:8000/x", host: "api.example.com"\n')
@@ -150,10 +173,7 @@ def nginx_line(when: datetime, message: str) -> str:
 def test_healthy_backend(tmp_path, procs):
     port, marker = free_port(), f"gwtest-{uuid.uuid4().hex[:8]}"
     backend = procs.backend(port, "ok", marker)
-    db_port = free_port()
-    with socket.socket() as db:  # a listening "database"
-        db.bind(("127.0.0.1", db_port))
-        db.listen(4)
+    with password_asking_database() as db_port:
         code, report, _ = run_script(base_params(tmp_path, port, marker,
                                                  database={"host": "127.0.0.1", "port": db_port}))
     assert code == 0

@@ -91,10 +91,15 @@ def test_incident_timeline_tells_the_story_in_order(filled):
 def test_incident_timeline_shows_notification_attempts_when_the_store_has_them(tmp_path):
     store = SQLiteStore(tmp_path / "g.db")
     store.create_incident(Incident("api-1", "api", "2026-01-01T00:01:00.000Z"))
-    store.list_notifications = lambda incident_id: [  # the shape alert's store records use
-        {"at": "2026-01-01T00:01:05.000Z", "channel": "slack", "status": "failed", "error": "HTTP 500"}]
+    store.list_notifications = lambda incident_id, limit: [  # alert's NotificationRecord fields, newest first
+        {"first_at": "2026-01-01T00:01:09.000Z", "last_at": "2026-01-01T00:03:09.000Z", "channel": "slack",
+         "kind": "diagnosed", "status": "failed", "attempts": 3, "detail": {"error": "HTTP 500"}},
+        {"first_at": "2026-01-01T00:01:05.000Z", "last_at": "2026-01-01T00:01:05.000Z", "channel": "email",
+         "kind": "diagnosed", "status": "delivered", "attempts": 1, "detail": {}}]
     events = incident_detail(store, "api-1", NOW)["timeline"]
-    assert [(e["kind"], e["text"]) for e in events][-1] == ("notified", "notification via slack: failed")
+    assert [(e["kind"], e["text"], e["reason"]) for e in events if e["kind"] == "notified"] == [
+        ("notified", "diagnosed notification via email: delivered", ""),
+        ("notified", "diagnosed notification via slack: failed after 3 attempts", "HTTP 500")]
 
 
 def test_failure_start_is_the_first_round_of_the_failing_run(tmp_path):

@@ -107,3 +107,15 @@ def test_everything_from_probed_servers_and_hosts_is_escaped(tmp_path):
         assert "<script>" not in page.text and "<img" not in page.text, url
     assert "&lt;script&gt;" in client.get("/incidents/evil-1").text
     assert "&lt;script&gt;" in client.get("/targets/evil").text
+
+
+def test_serve_binds_loopback_by_default_and_warns_otherwise(monkeypatch, tmp_path, capsys):
+    from gatewatch.cli import build_parser, main
+
+    args = build_parser().parse_args(["serve"])
+    assert (args.host, args.port, args.table) == ("127.0.0.1", 8080, None)
+    ran = {}
+    monkeypatch.setattr("uvicorn.run", lambda app, **kw: ran.update(kw))
+    assert main(["serve", "--db", str(tmp_path / "g.db"), "--host", "0.0.0.0", "--port", "9999"]) == 0
+    assert ran["host"] == "0.0.0.0" and ran["port"] == 9999
+    assert "there is no login" in capsys.readouterr().err

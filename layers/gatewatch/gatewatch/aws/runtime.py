@@ -111,4 +111,11 @@ def reset() -> None:
     """Forget the per-container adapters (tests switch tables and topics between cases)."""
     store.cache_clear()
     notifier.cache_clear()
+    try:  # Powertools' parameter cache (max_age 300 s) would hand the next case the previous case's targets
+        from aws_lambda_powertools.utilities.parameters import base, clear_caches
+
+        clear_caches()
+        base.DEFAULT_PROVIDERS.clear()  # a provider keeps the client (and region) it was made with
+    except ImportError:
+        pass
     guard_once.cache_clear()

@@ -6,13 +6,13 @@ import sys
 
 from gatewatch.cli import EXIT_OK, EXIT_USAGE
 from gatewatch.cli.output import examples
-from gatewatch.cli.run_cmd import _db_arg, _store
+from gatewatch.cli.stores import add_store_args, open_store
 
 
 def register(sub) -> None:
     p = sub.add_parser("report", help="uptime and incident report per target and for the fleet",
                        epilog=examples("gatewatch report --since 7d", "gatewatch report --format csv > uptime.csv"))
-    _db_arg(p, table=True)
+    add_store_args(p, config=False)
     p.add_argument("--since", default="30d", help="window ending now: 30d, 7d, 24h, 2w (default 30d)")
     p.add_argument("--format", choices=("text", "markdown", "json", "csv"), default="text",
                    help="text (default), markdown, json or csv")
@@ -37,9 +37,7 @@ def run_report(args) -> int:
     except ConfigError as exc:
         print(exc.render(), file=sys.stderr)
         return EXIT_USAGE
-    store = _store(args)
-    if store is None:
-        return EXIT_USAGE
+    store = open_store(args)  # a problem is a UsageError: one line, exit 2
     try:
         report = build_report(store, datetime.now(UTC), window, label=args.since.strip(), configured=names)
     finally:

@@ -7,13 +7,13 @@ import sys
 
 from gatewatch.cli import EXIT_OK, EXIT_USAGE
 from gatewatch.cli.output import examples
-from gatewatch.cli.run_cmd import _db_arg, _store
+from gatewatch.cli.stores import add_store_args, open_store
 
 
 def register(sub) -> None:
     p = sub.add_parser("serve", help="read-only web view of targets, incidents and the remediation audit",
                        epilog=examples("gatewatch serve --config targets.yaml        # http://127.0.0.1:8080/"))
-    _db_arg(p, table=True)
+    add_store_args(p, config=False)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     p.add_argument("--config", help="targets YAML: also list configured targets that were never probed")
@@ -44,9 +44,7 @@ def run_serve(args) -> int:
     except ConfigError as exc:
         print(exc.render(), file=sys.stderr)
         return EXIT_USAGE
-    store = _store(args)
-    if store is None:
-        return EXIT_USAGE
+    store = open_store(args)  # a problem is a UsageError: one line, exit 2
     if args.host not in ("127.0.0.1", "::1", "localhost"):
         print(f"gatewatch serve: listening on {args.host}: anyone who can reach it sees verdicts, hosts and "
               "evidence (there is no login); put it behind an authenticating proxy", file=sys.stderr)

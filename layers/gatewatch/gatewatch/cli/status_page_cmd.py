@@ -7,13 +7,13 @@ import sys
 
 from gatewatch.cli import EXIT_OK, EXIT_USAGE
 from gatewatch.cli.output import examples
-from gatewatch.cli.run_cmd import _db_arg, _store
+from gatewatch.cli.stores import add_store_args, open_store
 
 
 def register(sub) -> None:
     p = sub.add_parser("status-page", help="write the public status page (HTML, CSS, JSON) to a directory",
                        epilog=examples("gatewatch status-page --config targets.yaml --out public/"))
-    _db_arg(p, table=True)
+    add_store_args(p, config=False)
     p.add_argument("--out", required=True, help="directory to write index.html, status.css and status.json into")
     p.add_argument("--config", help="targets YAML: their display_name is shown instead of the target name")
     p.set_defaults(func=run_status_page)
@@ -38,9 +38,7 @@ def run_status_page(args) -> int:
     except ConfigError as exc:
         print(exc.render(), file=sys.stderr)
         return EXIT_USAGE
-    store = _store(args)
-    if store is None:
-        return EXIT_USAGE
+    store = open_store(args)  # a problem is a UsageError: one line, exit 2
     try:
         data = status_data(store, datetime.now(UTC), names)
     finally:

@@ -48,6 +48,14 @@ def severity(kind: str, category: str | None, data: dict[str, Any]) -> str:
     return "error"
 
 
+def _without_target(title: Any, target: str) -> str | None:
+    """Titles start with ``<target>: ``; the channels show the target on its own already."""
+    if not title:
+        return None
+    title = str(title)
+    return title[len(target) + 2:] if title.startswith(f"{target}: ") else title
+
+
 def content(n: Notification) -> Content:
     data = n.data or {}
     verdict = data.get("verdict") or {}
@@ -59,7 +67,7 @@ def content(n: Notification) -> Content:
         links.append(("Open the incident", str(data["dashboard_url"])))
     return Content(
         kind=n.kind, target=n.target, incident_id=n.incident_id, headline=n.subject, category=n.category,
-        title=verdict.get("title") or data.get("title"),
+        title=_without_target(verdict.get("title") or data.get("title"), n.target),
         explanation=verdict.get("explanation") or data.get("explanation"),
         evidence=[(str(d.get("label")), str(d.get("text"))) for d in decided if d.get("text")],
         next_steps=[str(s) for s in verdict.get("next_steps") or data.get("next_steps") or []],

@@ -32,7 +32,7 @@ def build_payload(n: Notification) -> dict[str, Any]:
     ]
     summary = [f"{mark} *{escape(c.target)}*" + (f" `{escape(c.category)}`" if c.category else "")]
     if c.title:
-        summary.append(escape(c.title))
+        summary.append(f"*{escape(c.title)}*")
     if c.explanation:
         summary.append(escape(c.explanation))
     blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _cut("\n".join(summary), SECTION_MAX)}})

@@ -9,6 +9,7 @@ signature and lies nearest to the failure (not merely the earliest line of a bur
 
 from __future__ import annotations
 
+import re
 import string
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -159,6 +160,8 @@ def signature_for(facts: dict[str, Any], category: str | None) -> dict[str, Any]
     line = chosen.get("last_sample") or chosen.get("sample") or ""
     out = dict(chosen)
     out["line"] = line
+    out["core"] = (chosen.get("last_message") if chosen.get("last_sample") else chosen.get("message")) \
+        or core_message(line)
     when = parse_log_time(line)
     finished = _checks_finished(facts)
     if when is not None:
@@ -166,6 +169,15 @@ def signature_for(facts: dict[str, Any], category: str | None) -> dict[str, Any]
         if finished is not None:
             out["age_s"] = round((finished - when).total_seconds(), 1)
     return out
+
+
+_LOG_PREFIX = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[\w+\] \d+#\d+: (?:\*\d+ )?")
+
+
+def core_message(line: str) -> str:
+    """nginx's own words: the line without its time/pid prefix and the request fields after ``, client:``."""
+    text = _LOG_PREFIX.sub("", str(line or "").strip())
+    return text.split(", client: ", 1)[0].strip()
 
 
 def log_line_text(sig: dict[str, Any]) -> str:

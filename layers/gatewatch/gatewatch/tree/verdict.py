@@ -263,7 +263,7 @@ def signature_context(facts: dict[str, Any], category: str | None) -> dict[str, 
     sig = signature_for(facts, category)
     return {
         "signature": sig.get("signature") or "no error-log signature",
-        "signature_line": _short(sig.get("line") or "no matching nginx error-log lines", 400),
+        "signature_line": _short(sig.get("core") or "no matching nginx error-log lines", 400),
         "signature_quote": log_line_text(sig),
         "signature_count": sig.get("count") or 0,
         "signature_upstream": sig.get("upstream") or "unknown",

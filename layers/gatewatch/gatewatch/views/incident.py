@@ -47,7 +47,7 @@ def notifications_of(store: ResultsStore, incident_id: str) -> list[dict[str, An
     if reader is None:
         return []
     try:
-        records = reader(incident_id=incident_id)
+        records = reader(incident_id=incident_id, limit=100)
     except NotImplementedError:
         return []
     out = []
@@ -81,10 +81,14 @@ def timeline(store: ResultsStore, incident: Incident, actions: list[Any], notes:
         reason = a.detail.get("reason") or a.detail.get("message") or a.detail.get("summary") or ""
         add(a.at, a.decision, f"{DECISION_TEXT.get(a.decision, a.decision)}: {a.action}", guard=a.guard,
             reason=reason)
-    for n in notes:
+    for n in notes:  # alert's NotificationRecord: channel, kind, status, attempts, first_at, last_at, detail
         outcome = n.get("status") or n.get("result") or ("sent" if n.get("ok") else "failed")
-        channel = n.get("channel") or n.get("kind") or "notification"
-        add(n.get("at"), "notified", f"notification via {channel}: {outcome}", reason=n.get("error") or "")
+        channel = n.get("channel") or "notification"
+        kind = f"{n['kind']} " if n.get("kind") else ""
+        tries = f" after {n['attempts']} attempts" if isinstance(n.get("attempts"), int) and n["attempts"] > 1 else ""
+        error = n.get("error") or dig(n, "detail", "error") or ""
+        add(n.get("last_at") or n.get("first_at") or n.get("at"), "notified",
+            f"{kind}notification via {channel}: {outcome}{tries}", reason=error)
     if incident.resolved_at:
         add(incident.resolved_at, "resolved",
             f"resolved ({incident.resolution or 'recovered'}) after {human_duration(incident.duration_s)}")

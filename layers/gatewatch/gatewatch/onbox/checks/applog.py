@@ -21,12 +21,20 @@ DB_ERROR_RE = re.compile(r"OperationalError|InterfaceError|could not connect to 
                          r"password authentication failed|database \"[^\"]*\" does not exist|"
                          r"the database system is (starting up|shutting down)|too many clients already|"
                          r"asyncpg\.exceptions|psycopg\S*: connection|database: disconnected", re.I)
+# gunicorn's arbiter: a worker that did not answer within --timeout, one that died, one booted (again).
+GUNICORN_TIMEOUT_RE = re.compile(r"\bWORKER TIMEOUT \(pid:\d+\)")
+GUNICORN_GONE_RE = re.compile(r"Worker \(pid:\d+\) (?:was sent \w+|exited)|\bWorker exiting \(pid: \d+\)")
+GUNICORN_BOOT_RE = re.compile(r"\bBooting worker with pid: \d+")
+WORKER_CHURN_BOOTS = 2  # workers booted again after a timeout or a death
 UVICORN_BIND_RE = re.compile(r"\[Errno (\d+)\] (error while attempting to bind on address .*)$")
 
 
 def scan_app_log(lines) -> dict:
-    """The last exception and the runbook's three tell-tale causes in the tail of an application log."""
-    out = {"last_exception": None, "address_in_use": False, "module_not_found": False, "db_error": False}
+    """The last exception, the runbook's tell-tale causes, gunicorn's worker signals and repeated tracebacks."""
+    out = {"last_exception": None, "address_in_use": False, "module_not_found": False, "db_error": False,
+           "db_error_line": None, "worker_timeout": False, "worker_timeouts": 0, "workers_booted": 0,
+           "worker_reboots": 0, "worker_churn": False, "repeated_traceback": None}
+    tracebacks, in_traceback, trouble_seen = {}, False, False
     for line in lines:
         text = line.rstrip()
         if ADDRESS_IN_USE_RE.search(text):
@@ -35,7 +43,23 @@ def scan_app_log(lines) -> dict:
             out["module_not_found"] = True
         if DB_ERROR_RE.search(text):
             out["db_error"] = True
+            out["db_error_line"] = _short(text.strip(), 300)
+        if GUNICORN_TIMEOUT_RE.search(text):
+            out["worker_timeout"] = True
+            out["worker_timeouts"] += 1
+            trouble_seen = True
+        elif GUNICORN_GONE_RE.search(text):
+            trouble_seen = True
+        elif GUNICORN_BOOT_RE.search(text):
+            out["workers_booted"] += 1
+            out["worker_reboots"] += 1 if trouble_seen else 0
+        if text.strip() == "Traceback (most recent call last):":
+            in_traceback = True
         m = EXC_LINE_RE.match(text)
+        if m and in_traceback:
+            key = _short(text.strip(), 300)
+            tracebacks[key] = tracebacks.get(key, 0) + 1
+            in_traceback = False
         if m:
             out["last_exception"] = {"type": m.group(1).split(".")[-1], "qualified_type": m.group(1),
                                      "message": _short(m.group(2) or "", 300), "line": _short(text.strip(), 400)}
@@ -45,6 +69,10 @@ def scan_app_log(lines) -> dict:
             out["last_exception"] = {"type": "OSError", "qualified_type": "OSError",
                                      "message": _short("[Errno %s] %s" % (m.group(1), m.group(2)), 300),
                                      "line": _short(text.strip(), 400)}
+    out["worker_churn"] = out["worker_reboots"] >= WORKER_CHURN_BOOTS
+    if tracebacks:
+        line, count = max(tracebacks.items(), key=lambda kv: kv[1])
+        out["repeated_traceback"] = {"line": line, "count": count}
     return out
 
 
@@ -111,7 +139,7 @@ def check_app_log(ctx):
     value.update(found)
     if found["last_exception"]:
         evidence.append("last exception: %s" % found["last_exception"]["line"])
-    flags = [k for k in ("address_in_use", "module_not_found", "db_error") if found[k]]
+    flags = [k for k in ("address_in_use", "module_not_found", "db_error", "worker_timeout") if found[k]]
     if flags:
         evidence.append("flags: %s" % ", ".join(flags))
     return result(FAIL if (flags or found["last_exception"]) else OK, value, evidence)

@@ -16,19 +16,41 @@ from .validate import _ip_or_localhost, bounded_json
 
 # HTTP: a tiny client with a total deadline and a size bound (http.client's timeout is per socket operation).
 
+def _connect_unix(path: str, timeout: float):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        sock.connect(path)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 def http_check(host: str, port: int, path: str, method: str = "GET", host_header=None, body=None,
-               timeout: float = 3.0, ctx=None, tls: bool = False) -> dict:
-    """One request with a total deadline. ``tls``: HTTPS without verification (the local hop; SNI = Host)."""
+               timeout: float = 3.0, ctx=None, tls: bool = False, unix=None) -> dict:
+    """One request with a total deadline. ``tls``: HTTPS without verification (the local hop; SNI = Host).
+
+    ``unix``: a unix socket path to talk HTTP over instead of host:port (``Host: localhost`` unless given).
+    """
     shown = "[%s]" % host if ":" in host else host
     url = "%s://%s:%d%s" % ("https" if tls else "http", shown, port, path)
+    if unix:
+        url, shown, host_header = "http://unix:%s:%s" % (unix, path), "localhost", host_header or "localhost"
     out = {"url": url, "status": None, "latency_ms": None, "timed_out": False, "refused": False, "error": None,
            "json": None, "body_excerpt": "", "connected_to": None}
     start = time.monotonic()
     end = start + (min(timeout, max(0.1, ctx.remaining() - 0.3)) if ctx else timeout)
     try:
-        sock = socket.create_connection((host, port), timeout=max(0.05, end - time.monotonic()))
+        if unix:
+            sock = _connect_unix(unix, max(0.05, end - time.monotonic()))
+        else:
+            sock = socket.create_connection((host, port), timeout=max(0.05, end - time.monotonic()))
     except ConnectionRefusedError:
-        out.update(refused=True, error="connection refused")
+        out.update(refused=True, error="connection refused" + (" (a socket file nobody listens on)" if unix else ""))
+        return out
+    except FileNotFoundError:
+        out.update(refused=True, missing=True, error="no such socket: %s" % unix)
         return out
     except socket.timeout:
         out.update(timed_out=True, error="connect timed out after %.1fs" % (end - start))
@@ -38,8 +60,11 @@ def http_check(host: str, port: int, path: str, method: str = "GET", host_header
         return out
     data = b""
     try:
-        peer = sock.getpeername()
-        out["connected_to"] = _fmt_addr(peer[0], peer[1])
+        if unix:
+            out["connected_to"] = "unix:%s" % unix
+        else:
+            peer = sock.getpeername()
+            out["connected_to"] = _fmt_addr(peer[0], peer[1])
         if tls:
             import ssl
 
@@ -168,7 +193,8 @@ def http_summary(h: dict) -> str:
 @check("local_health")
 def check_local_health(ctx):
     p = ctx.p
-    h = http_check(p["backend_host"], p["backend_port"], p["health_path"], timeout=HEALTH_TIMEOUT_S, ctx=ctx)
+    h = http_check(p["backend_host"], p["backend_port"], p["health_path"], timeout=HEALTH_TIMEOUT_S, ctx=ctx,
+                   unix=p["backend_socket"])
     ok = h["status"] is not None and 200 <= h["status"] < 300 and not h["timed_out"]
     return result(OK if ok else FAIL, h, [http_summary(h)])
 
@@ -180,7 +206,8 @@ def check_local_endpoint(ctx):
 
     def direct():
         out["direct"] = http_check(p["backend_host"], p["backend_port"], p["endpoint_path"], p["endpoint_method"],
-                                   None, p["endpoint_body"], timeout=ENDPOINT_TIMEOUT_S, ctx=ctx)
+                                   p["public_host"] if p["backend_socket"] else None, p["endpoint_body"],
+                                   timeout=ENDPOINT_TIMEOUT_S, ctx=ctx, unix=p["backend_socket"])
 
     def via_nginx():
         out["via_nginx"] = http_check("127.0.0.1", p["nginx_port"], p["endpoint_path"], p["endpoint_method"],

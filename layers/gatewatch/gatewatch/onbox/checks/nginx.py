@@ -13,7 +13,7 @@ from .nginx_log import classify_error_log
 from .registry import check, result
 from .sockets import covered, resolve_local
 from .trust import allowed_log, nginx_binary, verified_nginx_master, why_untrusted
-from .validate import _safe_path
+from .validate import _ip_or_localhost, _safe_path
 
 
 def _nginx_processes(ctx):
@@ -196,7 +196,12 @@ def check_nginx(ctx):
         if port_result and port_result["value"].get("listening"):
             listen_ips = [_split_hostport(a, 0)[0] for a in port_result["value"]["addresses"]]
         tcp_targets = [t for t in targets if t.get("host")]
-        if tcp_targets:
+        if p["backend_socket"]:
+            # The backend is a unix socket: nginx must proxy to that very socket (unix:PATH), nothing else matches.
+            want = os.path.realpath(p["backend_socket"])
+            value["matches_backend"] = any(t.get("unix") and os.path.realpath(t["unix"]) == want for t in targets) \
+                if targets else None
+        elif tcp_targets:
             value["matches_backend"] = any(_target_matches(t, p, listen_ips) for t in tcp_targets)
         elif targets and all(t.get("unix") for t in targets):
             value["matches_backend"] = None
@@ -210,8 +215,8 @@ def check_nginx(ctx):
                 value["unix_sockets"].append({"path": path, "exists": os.path.exists(path)})
         shown = ", ".join(("unix:" + t["unix"]) if t.get("unix") else "%s:%s" % (t.get("host"), t.get("port"))
                           for t in targets[:5])
-        evidence.append("proxies to %s; backend is %s:%d" % (shown or "nothing", p["backend_host"],
-                                                              p["backend_port"]))
+        evidence.append("proxies to %s; backend is %s" % (shown or "nothing", _backend_shown(p)))
+        value["disk_upstreams"] = [_target_key(t) for t in targets if _target_key(t)][:10]
         if master:
             loaded_at = min([w["start"] for w in workers] or [master["start"]])
             newest = None
@@ -234,6 +239,11 @@ def check_nginx(ctx):
         log = _nginx_error_log(p, value, evidence, _log_candidates(log_paths, prefix))
     except Exception as exc:  # noqa: BLE001 - the log is one part; the rest of the check still reports
         value["error_log"] = {"path": p["nginx_error_log"], "readable": False, "error": _errtext(exc)}
+    value["stale_config"] = stale_config(value, log.get("upstreams") or [])
+    if value["stale_config"]["differs"]:
+        evidence.append("the running nginx proxies to %s; the config on disk says %s" % (
+            ", ".join(value["stale_config"]["running_upstreams"]), ", ".join(value["stale_config"]["disk_upstreams"])
+            or "nothing"))
     failing = (not value["running"] or value["config_test_ok"] is False or value["matches_backend"] is False
                or any(not s["exists"] for s in value["unix_sockets"]))
     status = FAIL if failing else OK
@@ -241,6 +251,54 @@ def check_nginx(ctx):
         status = UNKNOWN
     return result(status, value, evidence, "; ".join(errors) or None,
                   error_signatures=log["signatures"], primary_signature=log["primary"])
+
+
+def _backend_shown(p) -> str:
+    return "unix:%s" % p["backend_socket"] if p["backend_socket"] else "%s:%d" % (p["backend_host"], p["backend_port"])
+
+
+def _target_key(t):
+    """``host:port`` or ``unix:PATH``: how the running config and the error log name an upstream alike."""
+    if t.get("unix"):
+        return "unix:" + t["unix"]
+    if t.get("host") and t.get("port"):
+        return "%s:%s" % (t["host"], t["port"])
+    return None
+
+
+def upstream_key(url: str):
+    """The ``upstream: "..."`` of an error-log line as ``host:port`` or ``unix:PATH``."""
+    rest = url.split("://", 1)[-1]
+    if rest.startswith("unix:"):
+        return "unix:" + rest[5:].split(":")[0]
+    hostport = rest.split("/")[0]
+    if not hostport:
+        return None
+    host, port = _split_hostport(hostport, 443 if url.startswith("https") else 80)
+    return "%s:%s" % (host, port)
+
+
+def stale_config(value: dict, log_upstreams: list) -> dict:
+    """Is the running nginx using an older config than the one on disk? Its own words (the error log's upstream)
+    against the disk (nginx -T), and the config files' mtimes against the workers' start."""
+    running = []
+    for url in log_upstreams:
+        key = upstream_key(url)
+        # Only addresses nginx dialled (an upstream block's name, as in "no live upstreams", says nothing)
+        host = key.rsplit(":", 1)[0].strip("[]") if key else ""
+        if key and key not in running and (key.startswith("unix:") or _ip_or_localhost(host)):
+            running.append(key)
+    disk = value.get("disk_upstreams") or []
+    dialable = set()
+    for key in disk:
+        if key.startswith("unix:"):
+            dialable.add(key)
+            continue
+        host, port = key.rsplit(":", 1)
+        dialable.update("%s:%s" % (ip, port) for ip in resolve_local(host.strip("[]")) or [host])
+    differs = bool(running and disk) and not any(r.replace("[", "").replace("]", "") in dialable for r in running)
+    return {"config_newer_than_master": value.get("config_newer_than_master"), "running_upstreams": running[:5],
+            "disk_upstreams": disk[:5], "differs": differs}
 
 
 def _compiled_conf_path(ctx, binary):

@@ -157,6 +157,9 @@ def classify_error_log(lines, window_minutes: int, now=None) -> dict:
                                  "last": None, "sample": _short(line, 400), "message": _short(own, 200),
                                  "fields": fields, "upstream": up, "_burst_first": None}
             order.append(sig)
+        elif line.strip() != entry["sample"]:
+            # the latest line too: a notification quotes the one nearest the failure (alert)
+            entry["last_sample"], entry["last_message"] = _short(line, 400), _short(own, 200)
         entry["count"] += 1
         entry["last"] = when.strftime("%Y/%m/%d %H:%M:%S")
         if entry["upstream"] is None and up:
@@ -173,10 +176,14 @@ def classify_error_log(lines, window_minutes: int, now=None) -> dict:
         primary = in_burst[0][1] if in_burst[0][1] != "other" or len(in_burst) == 1 else in_burst[1][1]
         if "no_live_upstreams" in [s for _, s in in_burst]:
             primary = "no_live_upstreams"
+    upstreams = []
+    for event in reversed(events):  # the latest first: what the running nginx dials now
+        if event[3] and event[3] not in upstreams:
+            upstreams.append(event[3])
     listed = []
     for sig in order:
         entry = dict(sigs[sig])
         entry["in_latest_burst"] = entry.pop("_burst_first") is not None
         listed.append(entry)
-    return {"signatures": listed, "primary": primary, "lines_in_window": len(events),
+    return {"signatures": listed, "primary": primary, "lines_in_window": len(events), "upstreams": upstreams[:5],
             "burst_start": burst_start.strftime("%Y/%m/%d %H:%M:%S") if burst_start else None}

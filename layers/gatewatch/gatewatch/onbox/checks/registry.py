@@ -134,5 +134,7 @@ def run_checks(params: dict, budget_s: float = GLOBAL_BUDGET_S) -> dict:
         "duration_ms": round((time.monotonic() - ctx.started) * 1000.0, 1), "truncated": False,
         "python": platform.python_version(), "script_version": VERSION, "budget_s": budget_s,
         "timed_out_checks": timed_out,
+        # nginx logs local time: the offset lets the prober age a log line (alert: gatewatch.tree.evidence)
+        "utc_offset_s": time.localtime(started_wall).tm_gmtoff,
     }
     return report

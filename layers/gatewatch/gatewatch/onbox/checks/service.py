@@ -13,9 +13,9 @@ import stat
 import time
 
 from .common import FAIL, LOG_TAIL_BYTES, OK, UNKNOWN, _errtext, _short, now_local, read_tail, run_cmd
-from .procs import descendants, own_lineage
+from .procs import descendants, own_lineage, read_processes
 from .registry import check, result
-from .trust import why_untrusted
+from .trust import process_exe, why_untrusted
 
 SUPERVISOR_STATUS_RE = re.compile(r"^(\S+)\s+(RUNNING|STOPPED|STARTING|BACKOFF|STOPPING|EXITED|FATAL|UNKNOWN)\b\s*"
                                   r"(.*)$")
@@ -198,16 +198,82 @@ def _service_systemd(ctx, p, value, evidence):
     return None, None
 
 
-def _match_process(ctx, pattern):
-    procs = ctx.processes()
+def _match_process(ctx, pattern, fresh=False):
+    procs = read_processes() if fresh else ctx.processes()
     mine = own_lineage(procs)
-    matches = [pr for pid, pr in procs.items() if pattern in pr["cmdline"] and pid not in mine]
+    # A shell is never the backend (a restart loop's own command line may contain the pattern too).
+    matches = [pr for pid, pr in procs.items() if pattern in pr["cmdline"] and pid not in mine
+               and pr["comm"] not in SHELLS]
     if not matches:
         return None, []
     pids = {pr["pid"] for pr in matches}
     roots = [pr for pr in matches if pr["ppid"] not in pids]
     root = min(roots or matches, key=lambda pr: (pr["start"], pr["pid"]))
     return root, matches
+
+
+APP_SERVERS = ("gunicorn", "uvicorn", "hypercorn")
+SHELLS = ("sh", "bash", "dash", "zsh", "ash", "ksh", "busybox")
+CRASH_SAMPLES, CRASH_SAMPLE_GAP_S = 4, 0.5
+REPEATED_TRACEBACKS = 3
+
+
+def app_server(procs: dict, root: dict) -> dict:
+    """What runs the backend, when it is python: gunicorn (master and workers), uvicorn or hypercorn.
+
+    /proc/PID/exe must be a python; argv then only names the server (it chooses nothing that is run or read).
+    """
+    exe = process_exe(root["pid"]) or ""
+    if not os.path.basename(exe).startswith("python"):
+        return {"app_server": None}
+    words = [w.rsplit("/", 1)[-1] for w in root["cmdline"].split()[:4]]
+    name = next((s for s in APP_SERVERS if s in words or any(w.startswith(s + ":") for w in words)), None)
+    out = {"app_server": name}
+    if name in ("gunicorn", "uvicorn", "hypercorn"):
+        children = [pr for pr in procs.values() if pr["ppid"] == root["pid"]]
+        out["workers"] = len(children)
+    if name == "gunicorn":
+        kind = re.search(r"(?:-k|--worker-class)[ =](\S+)", root["cmdline"])
+        out["worker_class"] = kind.group(1) if kind else "sync"
+    return out
+
+
+def _sample_restarts(ctx, pattern, first) -> list:
+    """Sample the matched process a few times within the budget: a new pid or start time is a restart."""
+    seen, notes = [(first["pid"], first["start"]) if first else None], []
+    for _ in range(CRASH_SAMPLES - 1):
+        if ctx.remaining() < 3.0:
+            break
+        time.sleep(CRASH_SAMPLE_GAP_S)
+        root, _ = _match_process(ctx, pattern, fresh=True)
+        now = (root["pid"], root["start"]) if root else None
+        if now != seen[-1]:
+            notes.append("process %s became %s within %.1fs" % (
+                "pid %d" % seen[-1][0] if seen[-1] else "none", "pid %d" % now[0] if now else "none",
+                CRASH_SAMPLE_GAP_S * len(seen)))
+        seen.append(now)
+    return notes
+
+
+def _crash_loop_without_manager(ctx, p, value, root):
+    """A crash loop inferred from evidence when no manager counts restarts."""
+    evidence = []
+    young = root is not None and time.time() - root["start"] < YOUNG_PROCESS_S
+    if young:
+        evidence.append("pid %d is %.1fs old" % (root["pid"], time.time() - root["start"]))
+    if root is None or young:  # an old process is not restarting every few seconds: no need to wait and see
+        evidence += _sample_restarts(ctx, p["process_match"], root)
+    app = ctx.wait_for("app_log", reserve_s=1.0)
+    repeated = ((app or {}).get("value") or {}).get("repeated_traceback") if app else None
+    fresh = app is not None and (app.get("value") or {}).get("stale") is not True
+    if repeated and fresh and repeated["count"] >= REPEATED_TRACEBACKS:
+        evidence.append("the same traceback %d times in the app log: %s" % (repeated["count"], repeated["line"]))
+    restarts = [e for e in evidence if " became " in e]
+    loop = bool(restarts) or (bool(repeated and fresh and repeated["count"] >= REPEATED_TRACEBACKS)
+                              and (young or root is None))
+    value["crash_loop"] = loop
+    value["crash_loop_evidence"] = evidence[:5]
+    value["restarts_recent"] = len(restarts) if restarts else value.get("restarts_recent")
 
 
 @check("service")
@@ -248,6 +314,13 @@ def check_service(ctx):
         value["tree_pids"] = sorted(tree)[:50]
         proc = ctx.processes().get(value["pid"])
         value["process"] = proc["comm"] if proc else None
+        if proc:
+            value.update(app_server(ctx.processes(), proc))
+    if manager == "command" and p["process_match"]:
+        root = ctx.processes().get(value["pid"]) if value["pid"] else None
+        _crash_loop_without_manager(ctx, p, value, root)
+        if value["crash_loop"]:
+            evidence.append("crash loop: %s" % "; ".join(value["crash_loop_evidence"][:2]))
     if status == UNKNOWN:
         return result(UNKNOWN, value, evidence, error)
     healthy = value["running"] and not value["crash_loop"]

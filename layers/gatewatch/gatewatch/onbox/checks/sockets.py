@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import stat
 
 from .common import FAIL, OK, UNKNOWN, _errtext, _short, read_file, run_cmd
 from .procs import descendants
@@ -140,12 +141,94 @@ def _listeners(ctx):
     return ctx.shared.get("listeners", compute)
 
 
+def unix_listeners(path: str) -> list:
+    """Inodes of the listening unix sockets bound to ``path`` (from /proc/net/unix)."""
+    inodes = []
+    for line in read_file("/proc/net/unix", 8 << 20).splitlines()[1:]:
+        parts = line.split(None, 7)
+        if len(parts) == 8 and parts[7] == path and int(parts[3], 16) & 0x10000:  # __SO_ACCEPTCON: listening
+            inodes.append(int(parts[6]))
+    return inodes
+
+
+def _owner_verdict(ctx, value, evidence, pids, what):
+    """owned_by_service from the service check's pid tree (shared by TCP ports and unix sockets)."""
+    procs = ctx.processes()
+    if pids:
+        value["pids"] = pids[:10]
+        holder = min(pids, key=lambda pid: (procs.get(pid, {}).get("start", 0), pid))
+        value["pid"] = holder
+        proc = procs.get(holder)
+        value["process"] = _short(proc["cmdline"] or proc["comm"], 160) if proc else None
+    service = ctx.wait_for("service")
+    svc = (service or {}).get("value", {})
+    state = str(svc.get("state"))
+    # Starting: a process exists that status may not name yet. auto-restart is a wait with no process at all.
+    starting = state == "STARTING" or (state.startswith("activating/") and not state.endswith("auto-restart"))
+    if svc.get("running") is False and not svc.get("pid") and not starting:
+        value["owned_by_service"] = False
+        evidence.append("%s is held by %s while the service is not running" % (what, value["process"]))
+    elif svc.get("pid") and value["pid"]:
+        tree = descendants(procs, svc["pid"])
+        value["owned_by_service"] = all(pid in tree for pid in pids)
+        if not value["owned_by_service"]:
+            evidence.append("%s is held by pid %s (%s), not by the service (pid %s)"
+                            % (what, value["pid"], value["process"], svc["pid"]))
+
+
+def _check_unix_socket(ctx, path):
+    """The port check when the backend is a unix socket: present, a socket, accepting, and whose."""
+    sock = {"path": path, "exists": False, "is_socket": False, "accepting": False, "refused": False, "error": None}
+    value = {"kind": "unix", "socket": sock, "listening": False, "addresses": ["unix:" + path], "pid": None,
+             "process": None, "owned_by_service": None, "source": "/proc/net/unix"}
+    evidence = []
+    try:
+        st = os.stat(path)
+        sock["exists"], sock["is_socket"] = True, stat.S_ISSOCK(st.st_mode)
+    except OSError as exc:
+        sock["error"] = _errtext(exc)
+    if sock["is_socket"]:
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        probe.settimeout(max(0.1, min(1.0, ctx.remaining() - 0.5)))
+        try:
+            probe.connect(path)
+            sock["accepting"] = True
+        except ConnectionRefusedError:
+            sock["refused"] = True
+            sock["error"] = "connection refused"
+        except OSError as exc:
+            sock["error"] = _errtext(exc)
+        finally:
+            probe.close()
+    value["listening"] = sock["accepting"]
+    if not sock["exists"]:
+        evidence.append("no socket at %s (%s)" % (path, sock["error"]))
+    elif not sock["is_socket"]:
+        evidence.append("%s exists but is not a socket" % path)
+    elif sock["refused"]:
+        evidence.append("%s exists but nobody listens on it (a stale socket file)" % path)
+    else:
+        evidence.append("%s accepts connections" % path)
+    if not sock["accepting"]:
+        return result(FAIL, value, evidence)
+    try:
+        owners = socket_owners(set(unix_listeners(path)))
+        pids = sorted({pid for v in owners.values() for pid in v})
+    except OSError as exc:
+        pids = []
+        evidence.append("socket owners unreadable: %s" % _errtext(exc))
+    _owner_verdict(ctx, value, evidence, pids, path)
+    return result(OK if value["owned_by_service"] is not False else FAIL, value, evidence)
+
+
 @check("port")
 def check_port(ctx):
     p = ctx.p
+    if p["backend_socket"]:
+        return _check_unix_socket(ctx, p["backend_socket"])
     port = p["backend_port"]
-    value = {"listening": False, "addresses": [], "ipv4": False, "ipv6": False, "pid": None, "process": None,
-             "owned_by_service": None, "source": None}
+    value = {"kind": "tcp", "listening": False, "addresses": [], "ipv4": False, "ipv6": False, "pid": None,
+             "process": None, "owned_by_service": None, "source": None}
     evidence = []
     try:
         source, listeners = _listeners(ctx)
@@ -177,30 +260,12 @@ def check_port(ctx):
     value["backend_resolves_to"] = backend_ips
     value["accepts_backend_host"] = bool(ips) and any(covered(ip, ips) for ip in backend_ips)
     pids = sorted({pid for x in mine for pid in x["pids"]})
-    procs = ctx.processes()
-    if pids:
-        value["pids"] = pids[:10]
-        holder = min(pids, key=lambda pid: (procs.get(pid, {}).get("start", 0), pid))
-        value["pid"] = holder
-        proc = procs.get(holder)
-        value["process"] = _short(proc["cmdline"] or proc["comm"], 160) if proc else None
     if not ips:
+        if pids:
+            value["pids"] = pids[:10]
         evidence.append("nothing listens on TCP port %d (%s)" % (port, source))
         return result(FAIL, value, evidence)
-    service = ctx.wait_for("service")
-    svc = (service or {}).get("value", {})
-    state = str(svc.get("state"))
-    # Starting: a process exists that status may not name yet. auto-restart is a wait with no process at all.
-    starting = state == "STARTING" or (state.startswith("activating/") and not state.endswith("auto-restart"))
-    if svc.get("running") is False and not svc.get("pid") and not starting:
-        value["owned_by_service"] = False
-        evidence.append("port %d is held by %s while the service is not running" % (port, value["process"]))
-    elif svc.get("pid") and value["pid"]:
-        tree = descendants(procs, svc["pid"])
-        value["owned_by_service"] = all(pid in tree for pid in pids)
-        if not value["owned_by_service"]:
-            evidence.append("port %d is held by pid %s (%s), not by the service (pid %s)"
-                            % (port, value["pid"], value["process"], svc["pid"]))
+    _owner_verdict(ctx, value, evidence, pids, "port %d" % port)
     ok = value["accepts_backend_host"] and value["owned_by_service"] is not False
     if not value["accepts_backend_host"]:
         evidence.append("%s (%s) is not among the listening addresses %s"
