@@ -41,6 +41,7 @@ ROUNDS = 4
 class Row:
     fault: str
     expect: str
+    topology: str = "classic"
     got: str = "-"
     seconds: float = 0.0
     action: str = "-"
@@ -65,7 +66,8 @@ def demo_target(lab: Lab):
 def _one(lab: Lab, fault: str, store: SQLiteStore, out: TextIO, inject: bool = True) -> Row:
     expect = FAULTS[fault].expect if fault in FAULTS else FAULTS["backend_stopped"].expect
     # without a service manager nothing is configured to restart or start things: no fix is expected
-    row = Row(fault, expect, fix_expected=EXPECTED_FIX.get(fault) if lab.topology.supervised else None)
+    row = Row(fault, expect, lab.topology.name,
+              fix_expected=EXPECTED_FIX.get(fault) if lab.topology.supervised else None)
     real = fault if fault in FAULTS else "backend_stopped"
     messages = io.StringIO()
     baseline = Pipeline(Config(targets=[demo_target(lab)]), store, ConsoleNotifier(stream=messages))
@@ -96,18 +98,18 @@ def _one(lab: Lab, fault: str, store: SQLiteStore, out: TextIO, inject: bool = T
 
 
 def _table(rows: list[Row]) -> str:
-    head = f"{'fault':<26} {'expected':<24} {'verdict':<24} {'ok':<3} {'verdict s':>9}  {'action':<16} " \
-           f"{'result':<10} {'recovered s':>11}"
+    head = f"{'topology':<24} {'fault':<26} {'expected':<24} {'verdict':<24} {'ok':<3} {'verdict s':>9}  " \
+           f"{'action':<16} {'result':<10} {'recovered s':>11}"
     lines = [head, "-" * len(head)]
     for r in rows:
         rec = f"{r.recovery_s:.1f}" if r.recovery_s is not None else "-"
-        lines.append(f"{r.fault:<26} {r.expect:<24} {r.got:<24} {'ok' if r.ok else 'NO':<3} {r.seconds:>9.1f}  "
-                     f"{r.action:<16} {r.fix:<10} {rec:>11}")
+        lines.append(f"{r.topology:<24} {r.fault:<26} {r.expect:<24} {r.got:<24} {'ok' if r.ok else 'NO':<3} "
+                     f"{r.seconds:>9.1f}  {r.action:<16} {r.fix:<10} {rec:>11}")
     return "\n".join(lines)
 
 
 def run_demo(faults: list[str] | None = None, out: TextIO = sys.stdout, lab: Lab | None = None,
-             keep: bool = False) -> int:
+             keep: bool = False, rows_out: list[Row] | None = None) -> int:
     lab = lab or Lab()
     applicable = faults_for(lab.topology)
     names = [f for f in faults if f in applicable] if faults else applicable
@@ -145,6 +147,8 @@ def run_demo(faults: list[str] | None = None, out: TextIO = sys.stdout, lab: Lab
         if not keep:
             lab.down()
     out.write("\n" + _table(rows) + "\n")
+    if rows_out is not None:
+        rows_out.extend(rows)
     wrong = [r.fault for r in rows if not r.ok]
     out.write(f"\n{len(rows) - len(wrong)}/{len(rows)} right on {lab.topology.name}"
               + (f"; wrong: {', '.join(wrong)}" if wrong else "") + "\n")
@@ -155,11 +159,15 @@ def run_demo_all(faults: list[str] | None = None, out: TextIO = sys.stdout, dir:
                  keep: bool = False) -> int:
     """The demo on every topology in turn (the lab goes down between them: one namespace, one port)."""
     worst = 0
+    rows: list[Row] = []
     for i, name in enumerate(TOPOLOGIES, 1):
         running = Lab(dir=dir)
         if running.sup.alive() and running.topology.name != name:
             running.down()  # with the topology it was brought up with
         lab = Lab(dir=dir, topology=name)
         out.write(f"\n=== topology {i}/{len(TOPOLOGIES)}: {name} ===\n")
-        worst = max(worst, run_demo(faults, out, lab, keep=keep and i == len(TOPOLOGIES)))
+        worst = max(worst, run_demo(faults, out, lab, keep=keep and i == len(TOPOLOGIES), rows_out=rows))
+    wrong = [f"{r.topology}:{r.fault}" for r in rows if not r.ok]
+    out.write(f"\n=== every topology ===\n{_table(rows)}\n\n{len(rows) - len(wrong)}/{len(rows)} right"
+              + (f"; wrong: {', '.join(wrong)}" if wrong else "") + "\n")
     return worst

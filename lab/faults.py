@@ -82,7 +82,8 @@ def _backend_gave_up(lab: Lab) -> bool:
         text = lab.paths.app_log.read_text(errors="replace")
     except OSError:
         return False
-    return text.count("Traceback (most recent call last)") >= 2
+    # a failed import leaves a traceback; a failed bind only uvicorn's "[Errno 98] ... address already in use" line
+    return text.count("Traceback (most recent call last)") >= 2 or text.count("[Errno 98]") >= 2
 
 
 def _nginx_variant(site: Callable[[Lab], NginxSite]) -> Callable[[Lab], None]:

@@ -39,6 +39,7 @@ from lab.layout import (
     lab_dir,
 )
 from lab.render import (
+    REPO_ROOT,
     NginxSite,
     backend_launcher,
     mariadb_init_sql,
@@ -525,7 +526,9 @@ class Lab:
         if self.cloudflare:
             argv.append("--cloudflare")
         with open(self.paths.edge_log, "ab") as log:
+            env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}  # `lab` is not installed: it lives in the checkout
             self._edge_proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                               env=env,
                                                start_new_session=True, cwd=str(self.paths.root))
         if not self._wait(lambda: self._edge_pid() is not None or self._edge_proc.poll() is not None, 10, None) \
                 or self._edge_proc.poll() is not None:

@@ -133,8 +133,12 @@ def site_file(paths: LabPaths, topo: Topology) -> Path:
 DB_MAX_CONNECTIONS = 20  # low, so the database_connection_limit fault fills it with a handful of sessions
 
 
+REPO_ROOT = Path(__file__).resolve().parents[1]  # the checkout: `lab` is not in the wheel, so its programs find it here
+
+
 def backend_env(paths: LabPaths, topo: Topology) -> dict[str, str]:
-    return {"GATEWATCH_LAB_DIR": str(paths.root), "GATEWATCH_LAB_TOPOLOGY": topo.name, "PYTHONUNBUFFERED": "1"}
+    return {"GATEWATCH_LAB_DIR": str(paths.root), "GATEWATCH_LAB_TOPOLOGY": topo.name, "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": str(REPO_ROOT)}
 
 
 def _database_program(paths: LabPaths, topo: Topology, db_bin: Path) -> str:

@@ -123,7 +123,7 @@ def _cases() -> dict[str, tuple[dict, str, str]]:
         port={"value.listening": False},
         app_log={"value.module_not_found": True, "value.last_exception": {
             "type": "ModuleNotFoundError", "message": "No module named 'jose'", "line": "ModuleNotFoundError: ..."}},
-        nginx=refused)), "backend_crash_loop", "backend_crash_loop")
+        nginx=refused)), "backend_crash_loop_module", "backend_crash_loop")
     c["port_conflict"] = (facts(outside(probe(404, "http_status")), with_changes(
         BASE, service={"value.running": False, "value.crash_loop": True, "value.state": "FATAL"},
         port={"value.owned_by_service": False, "value.pid": 999, "value.process": "python3 -m http.server"},
@@ -155,6 +155,94 @@ def _cases() -> dict[str, tuple[dict, str, str]]:
                      "value.unix_sockets": [{"path": "/run/app.sock", "exists": False}],
                      "primary_signature": "socket_missing", "error_signatures": [signature("socket_missing")]})),
         "proxy_socket_missing", "proxy_upstream_mismatch")
+    c.update(_setups(refused))
+    return c
+
+
+SOCK = "/run/app/gunicorn.sock"
+
+
+def _on_socket(doc: dict, manager: str = "supervisor") -> dict:
+    """The same facts for a backend on a unix socket (host.backend_socket) under another manager."""
+    doc["config"]["host"] = {"service": "bandarupay-backend", "service_manager": manager, "backend_socket": SOCK,
+                             "database": {"host": "127.0.0.1", "port": 3306, "kind": "mysql"}}
+    return doc
+
+
+def _setups(refused: dict) -> dict[str, tuple[dict, str, str]]:
+    """Issue 11: unix sockets, gunicorn, no service manager, stale reloads, database errors by name."""
+    c: dict[str, tuple[dict, str, str]] = {}
+    sock_port = {"value": {"kind": "unix", "listening": True, "addresses": [f"unix:{SOCK}"], "pid": 4242,
+                           "process": "gunicorn", "owned_by_service": True,
+                           "socket": {"path": SOCK, "exists": True, "is_socket": True, "accepting": True,
+                                      "refused": False, "error": None}}}
+    sock_nginx = {"value.targets": [{"host": None, "port": None, "unix": SOCK}], "value.matches_backend": True,
+                  "value.unix_sockets": [{"path": SOCK, "exists": True}]}
+    stale = dict(sock_port["value"], listening=False, socket=dict(sock_port["value"]["socket"], accepting=False,
+                                                                  refused=True))
+    c["stale_socket"] = (_on_socket(facts(down502(), with_changes(
+        BASE, service={"value.running": False, "value.state": "STOPPED"}, port={"value": stale},
+        local_health={"value": http_check(None, refused=True)},
+        nginx={**sock_nginx, "primary_signature": "connection_refused",
+               "error_signatures": [signature("connection_refused", f"http://unix:{SOCK}:/api/v1/auth/demo-login")]}))),
+        "backend_down", "backend_down")
+    gone = dict(stale, socket=dict(stale["socket"], exists=False, is_socket=False, refused=False))
+    c["socket_backend_stopped"] = (_on_socket(facts(down502(), with_changes(
+        BASE, service={"value.running": False, "value.state": "STOPPED"}, port={"value": gone},
+        nginx={**sock_nginx, "value.unix_sockets": [{"path": SOCK, "exists": False}],
+               "primary_signature": "socket_missing", "error_signatures": [signature("socket_missing")]}))),
+        "backend_down", "backend_down")
+    worker_timeout = {"value.worker_timeout": True, "value.worker_timeouts": 3, "value.workers_booted": 4}
+    c["gunicorn_hung_socket"] = (_on_socket(facts(outside(probe(504, "http_5xx_origin")), with_changes(
+        BASE, port=sock_port, nginx={**sock_nginx, "primary_signature": "upstream_timeout",
+                                     "error_signatures": [signature("upstream_timeout")]},
+        app_log=worker_timeout,
+        local_health={"value": http_check(None, timed_out=True)}))), "backend_hung", "backend_hung")
+    c["gunicorn_hung_via_nginx_only"] = (_on_socket(facts(outside(probe(504, "http_5xx_origin")), with_changes(
+        BASE, port=sock_port, nginx={**sock_nginx, "primary_signature": "upstream_timeout",
+                                     "error_signatures": [signature("upstream_timeout")]},
+        local_endpoint={"value.via_nginx": http_check(None, timed_out=True)}))), "backend_hung", "backend_hung")
+    c["crash_loop_without_manager"] = (facts(down502(), with_changes(
+        BASE, service={"value.manager": "command", "value.running": True, "value.crash_loop": True,
+                       "value.state": "running (process match)", "value.uptime_s": 0.6},
+        port={"value.listening": False}, local_health={"value": http_check(None, refused=True)},
+        app_log={"value.module_not_found": True, "value.last_exception": {
+            "type": "ModuleNotFoundError", "message": "No module named 'jose'", "line": "ModuleNotFoundError: ..."}},
+        nginx=refused)), "backend_crash_loop_module", "backend_crash_loop")
+    c["start_failed_once"] = (facts(down502(), with_changes(
+        BASE, service={"value.manager": "command", "value.running": False, "value.state": "no matching process"},
+        port={"value.listening": False}, local_health={"value": http_check(None, refused=True)},
+        app_log={"value.module_not_found": True, "value.last_exception": {
+            "type": "ModuleNotFoundError", "message": "No module named 'jose'", "line": "ModuleNotFoundError: ..."}},
+        nginx=refused)), "backend_down_start_failed", "backend_down")
+    moved = {"config_newer_than_master": True, "running_upstreams": ["127.0.0.1:8000"],
+             "disk_upstreams": ["127.0.0.1:8001"], "differs": True}
+    c["stale_config_direct"] = (facts(down502(), with_changes(
+        BASE, port={"value.listening": False}, local_health={"value": http_check(None, refused=True)},
+        local_endpoint={"value.via_nginx": http_check(502)},
+        nginx={"value.targets": [{"host": "127.0.0.1", "port": 8001, "unix": None}], "value.matches_backend": False,
+               "value.config_newer_than_master": True, "value.stale_config": moved, **refused})),
+        "proxy_upstream_stale", "proxy_upstream_mismatch")
+    c["stale_config_invalid"] = (facts(down502(), with_changes(
+        BASE, local_endpoint={"value.via_nginx": http_check(502)},
+        nginx={"value.config_test_ok": False, "value.config_test_output": "unknown directive \"proxy_passs\"",
+               "value.config_newer_than_master": True, "value.stale_config": moved, **refused})),
+        "proxy_upstream_stale_invalid", "proxy_upstream_mismatch")
+    c["reloaded_config_is_not_stale"] = (facts(down502(), with_changes(
+        BASE, nginx={"value.targets": [{"host": "127.0.0.1", "port": 8001, "unix": None}],
+                     "value.matches_backend": False, "value.config_newer_than_master": False,
+                     "value.stale_config": dict(moved, config_newer_than_master=False), **refused})),
+        "proxy_upstream_mismatch", "proxy_upstream_mismatch")
+    limit = {"value.kind": "mysql", "value.error": "too_many_connections", "value.message": "Too many connections",
+             "value.tcp": {"host": "127.0.0.1", "port": 3306, "reachable": True, "error": None}}
+    c["database_too_many_connections"] = (_on_socket(facts(outside(probe(500, "http_5xx_origin")), with_changes(
+        BASE, port=sock_port, nginx=sock_nginx, database=limit,
+        local_health={"value": http_check(503, json_body={"status": "unhealthy", "database": "disconnected"})}))),
+        "database_unavailable", "database_unavailable")
+    c["database_refuses_sessions_health_silent"] = (facts(outside(probe(500, "http_5xx_origin")), with_changes(
+        BASE, database={**limit, "value.kind": "postgresql", "value.message": "sorry, too many clients already"},
+        local_endpoint={"value.direct": http_check(None, timed_out=False)})),
+        "database_unavailable", "database_unavailable")
     return c
 
 

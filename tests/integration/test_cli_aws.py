@@ -65,7 +65,9 @@ def test_incidents_show_and_remediation_audit_read_the_table(aws, table, dynamo_
     assert main(["incidents", "--table", table, "--open"]) == 1
     assert capsys.readouterr().out.startswith("api-1")
     assert main(["incidents", "show", "api-1", "--table", table]) == 0
-    assert "verdict:    backend_down (high confidence)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "verdict:    backend_down (high confidence)" in out
+    assert "audit:      2026-11-28T19:00:01Z refused restart_backend [cooldown]" in out
     assert main(["remediation", "audit", "api-1", "--table", table, "--json"]) == 0
     records = json.loads(capsys.readouterr().out)
     assert [(r["action"], r["decision"], r["guard"]) for r in records] == [("restart_backend", "refused", "cooldown")]

@@ -66,6 +66,12 @@ class Seen:
     def value(self, check: str) -> dict[str, Any]:
         return self.onbox[check]["value"]
 
+    @property
+    def direct(self) -> bool:
+        """The direct checks (port, local health, the endpoint straight to the backend) reach this backend: always
+        for TCP; for a unix socket when the on-box checks speak AF_UNIX (port kind "unix")."""
+        return not self.topo.unix or self.value("port").get("kind") == "unix"
+
     def verdict_text_has(self, *words: str) -> bool:
         text = " ".join([self.verdict["title"], self.verdict["explanation"], *self.verdict["next_steps"]]).lower()
         return all(w.lower() in text for w in words)
@@ -136,17 +142,17 @@ def _backend_stopped(s: Seen) -> None:
     if s.topo.supervised:
         assert s.value("service")["state"] == "STOPPED"
     assert s.value("port")["listening"] is False
+    if s.direct:
+        assert s.value("local_health")["refused"] is True or s.value("local_health")["error"]
     if not s.topo.unix:
-        assert s.value("local_health")["refused"] is True
         assert s.signature == "connection_refused"
     assert s.status == 502 and s.outside["status"] == "down" and s.outside["confirmed"] is True
 
 
 def _backend_hung(s: Seen) -> None:
     assert s.value("service")["running"] is True
-    if not s.topo.unix:
-        assert s.value("port")["listening"] is True and s.value("port")["owned_by_service"] is True
-    if s.topo.app_server == "uvicorn" and not s.topo.unix:
+    if s.direct:
+        assert s.value("port")["listening"] is True and s.value("port")["owned_by_service"] is not False
         assert s.value("local_health")["timed_out"] is True
     assert s.signature == "upstream_timeout"
     assert s.status == 504
@@ -173,7 +179,7 @@ def _port_conflict(s: Seen) -> None:
 
 def _nginx_stopped(s: Seen) -> None:
     assert s.value("nginx")["running"] is False and s.value("nginx")["config_test_ok"] is True
-    assert s.value("local_health")["status"] == 200
+    assert s.value("local_health")["status"] == 200 or not s.direct
     assert s.status == 521 and s.outside["probe"]["cloudflare"]["code"] == 521
 
 
@@ -181,7 +187,7 @@ def _nginx_config_broken(s: Seen) -> None:
     nginx = s.value("nginx")
     assert nginx["running"] is False and nginx["config_test_ok"] is False
     assert "proxy_passs" in nginx["config_test_output"]
-    assert s.value("local_health")["status"] == 200
+    assert s.value("local_health")["status"] == 200 or not s.direct
     assert s.status == 521
 
 
@@ -198,7 +204,8 @@ def _upstream_wrong_port(s: Seen) -> None:
 def _header_too_big(s: Seen) -> None:
     assert s.signature == "header_too_big"
     endpoint = s.value("local_endpoint")
-    assert endpoint["direct"]["status"] == 401 and endpoint["via_nginx"]["status"] == 502
+    assert endpoint["via_nginx"]["status"] == 502
+    assert endpoint["direct"]["status"] == 401 or not s.direct
     assert s.status == 502 and s.health_status == 200
 
 
@@ -278,6 +285,9 @@ def _stale_socket(s: Seen) -> None:
     assert s.value("service")["running"] is False
     assert s.status == 502
     assert s.signature == "connection_refused"  # connect() on a socket file nobody listens on
+    if s.direct:
+        sock = s.value("port")["socket"]
+        assert sock["exists"] is True and sock["accepting"] is False
 
 
 def _stale_config(s: Seen) -> None:
@@ -286,6 +296,11 @@ def _stale_config(s: Seen) -> None:
     assert nginx["config_newer_than_master"] is True
     assert s.status == 502
     assert s.verdict["remediation"] == "reload_proxy"
+    # the right way round: the running nginx still dials the old address, the disk names the new one
+    old, new = ("backend.sock", "backend-v2.sock") if s.topo.unix else ("127.0.0.1:8000", "127.0.0.1:8001")
+    assert f"still proxies to {'unix:' if s.topo.unix else ''}" in s.verdict["title"]
+    running, disk = s.verdict["title"].split("still proxies to ", 1)[1].split(", the config on disk says ")
+    assert old in running and new not in running and new in disk
 
 
 DB_LIMIT_ERRORS = {"postgresql": "too many clients", "mariadb": "Too many connections"}
@@ -334,11 +349,12 @@ CHECKS: dict[str, Callable[[Seen], None]] = {
 # setup changes. oom_kill stays last (the kernel keeps its record for the checks' window); classic runs last so the
 # session's lab is classic again for the tests after this module.
 MATRIX: dict[str, list[str]] = {
-    "gunicorn-socket-mariadb": [],
-    "bare-loop": [],
-    "bare-plain": [],
-    "classic": [f for f in faults_for(TOPOLOGIES["classic"])
-                if f not in ("stale_config", "database_connection_limit")],
+    "gunicorn-socket-mariadb": ["backend_stopped", "backend_hung", "crash_loop", "stale_socket", "stale_config",
+                                "database_stopped", "database_connection_limit", "header_too_big", "nginx_stopped"],
+    "bare-loop": ["backend_stopped", "backend_hung", "crash_loop", "port_conflict", "stale_config",
+                  "database_connection_limit", "firewall_reject", "endpoint_500"],
+    "bare-plain": ["backend_stopped", "backend_hung", "stale_socket", "stale_config", "nginx_config_broken"],
+    "classic": faults_for(TOPOLOGIES["classic"]),
 }
 RUNS = [(topo, name) for topo, names in MATRIX.items() for name in ("healthy", *names)]
 

@@ -1,6 +1,7 @@
 """The newcomer's papercuts (issue 14), one test each: flags honoured or refused, never ignored."""
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,15 @@ def test_run_every_lines_carry_a_utc_timestamp(site, tmp_path, clean_env, capsys
         assert len(stamp) == 20 and stamp.endswith("Z") and "T" in stamp, line
         assert rest.startswith("api ")
     assert "\033[" not in "".join(lines)  # not a terminal: no colour
+
+
+def test_run_every_notifications_start_with_the_timestamp_too(site, tmp_path, clean_env, capsys):
+    cfg = write_config(tmp_path / "t.yaml", site, down=True)
+    assert main(["run", "--config", str(cfg), "--every", "0.05", "--rounds", "1", "--db", str(tmp_path / "x.db")]) == 1
+    out = capsys.readouterr().out
+    heads = [line for line in out.splitlines() if "== [gatewatch]" in line or line.split(" ", 1)[-1].startswith("api ")]
+    assert len(heads) == 2, out
+    assert all(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ", line) for line in heads), heads
 
 
 def test_probe_config_refuses_url_mode_flags(site, tmp_path, capsys):

@@ -82,3 +82,24 @@ def test_target_names_are_valid(url, name):
     from gatewatch.config.starter import target_name
 
     assert target_name(url, set()) == name
+
+
+def test_an_editor_using_the_schema_agrees_with_the_loader(tmp_path):
+    """What the loader accepts, the schema accepts (no false red squiggles), and a few classic mistakes are
+    flagged by both."""
+    import jsonschema
+
+    from gatewatch.config.yaml12 import parse
+
+    schema = schema_document()
+    validator = jsonschema.Draft202012Validator(schema)
+    for path in [ROOT / "examples" / "targets.yaml"]:
+        data, _ = parse(path.read_text())
+        assert not list(validator.iter_errors(data)), path
+    out = tmp_path / "t.yaml"
+    assert main(["config", "init", "--no-probe", "https://example.com/", "https://api.example.com/health",
+                 "-o", str(out)]) == 0
+    assert not list(validator.iter_errors(parse(out.read_text())[0]))
+    fixtures = ROOT / "tests" / "fixtures" / "config"
+    for name in ("invalid-port.yaml", "invalid-unknown-key.yaml", "invalid-mode.yaml", "invalid-boolean.yaml"):
+        assert list(validator.iter_errors(parse((fixtures / name).read_text())[0])), name

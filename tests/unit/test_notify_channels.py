@@ -315,3 +315,23 @@ notifications:
         pipeline.run_once()
     assert {r.channel: r.status for r in store.list_notifications()} == {"console": "delivered", "ops": "delivered"}
     assert receiver.requests[-1].json()["text"].startswith("[gatewatch] DOWN shop")
+
+
+def test_the_incident_timeline_reads_the_real_notification_records(tmp_path):
+    from datetime import UTC, datetime
+
+    from gatewatch.store import Incident, NotificationRecord
+    from gatewatch.views.incident import incident_detail
+
+    store = SQLiteStore(tmp_path / "g.db")
+    store.create_incident(Incident("api-1", "api", "2026-01-01T00:01:00.000Z"))
+    for id_, channel, status, attempts, detail in (("n1", "ops", "pending", 2, "slack: HTTP 503 busy"),
+                                                   ("n2", "console", "delivered", 1, None)):
+        store.put_notification(NotificationRecord(id=id_, target="api", channel=channel, event="diagnosed",
+                                                  first_at="2026-01-01T00:01:05.000Z", incident_id="api-1",
+                                                  status=status, attempts=attempts, detail=detail,
+                                                  last_at="2026-01-01T00:02:05.000Z"))
+    events = incident_detail(store, "api-1", datetime(2026, 1, 1, 1, tzinfo=UTC))["timeline"]
+    notified = sorted((e["text"], e["reason"]) for e in events if e["kind"] == "notified")
+    assert notified == [("diagnosed notification via console: delivered", ""),
+                        ("diagnosed notification via ops: pending after 2 attempts", "slack: HTTP 503 busy")]

@@ -97,8 +97,9 @@ def test_real_nginx_config_upstreams_and_error_log(tmp_path, procs):
     for python in PYTHONS:
         code, report, _ = run_script(params, python=python)
         ng = report["nginx"]
-        # The server block logs to its own file: found through the config, beside the configured main log.
-        assert ng["value"]["error_log"]["paths"] == [str(d / "error.log"), str(d / "site-error.log")]
+        # The server block logs to its own file: found through the config and read first (the site that serves
+        # api.example.com on this port), then the configured main log.
+        assert ng["value"]["error_log"]["paths"] == [str(d / "site-error.log"), str(d / "error.log")]
         assert ng["primary_signature"] == "connection_refused"
         assert ng["error_signatures"][0]["upstream"].startswith(f"http://127.0.0.1:{backend_port}/")
         assert ng["value"]["config_newer_than_master"] is True

@@ -222,3 +222,33 @@ def test_report_command(tmp_path, capsys):
     assert "| **fleet** |" in capsys.readouterr().out
     assert main(["report", "--db", str(db), "--since", "soon"]) == 2
     assert "such as 30d" in capsys.readouterr().err
+
+
+def test_skipped_rounds_count_neither_up_nor_down(tmp_path):
+    """A round that ran out of time before reaching a target (status skipped) says nothing about it."""
+    store = SQLiteStore(tmp_path / "g.db")
+    for minute, status in enumerate(["up", "skipped", "down", "skipped", "up"]):
+        store.record_probe(ProbeRecord("api", iso(NOW - timedelta(minutes=10 - minute)), status, None, 5.0, {}))
+    store.put_state(TargetState("api"), 0)
+    [api] = overview(store, NOW)["targets"]
+    assert api["uptime"]["24h"] == pytest.approx(200 / 3)
+    report = build_report(store, NOW, parse_window("1d"))
+    assert report["targets"][0]["rounds"] == 3 and report["targets"][0]["uptime_pct"] == pytest.approx(66.6667)
+    assert uptime_pct(["skipped"]) is None
+
+
+def test_timeline_shows_when_the_diagnosis_started_and_the_incident_was_announced():
+    """Fields newer stores record on the incident (aws: diagnosis_started_at, notified_at)."""
+    from dataclasses import dataclass
+
+    from gatewatch.views.incident import timeline
+
+    @dataclass
+    class NewerIncident(Incident):
+        diagnosis_started_at: str | None = None
+        notified_at: str | None = None
+
+    incident = NewerIncident("api-1", "api", "2026-01-01T00:01:00.000Z",
+                             diagnosis_started_at="2026-01-01T00:01:01.000Z", notified_at="2026-01-01T00:01:30.000Z")
+    events = timeline(SQLiteStore(":memory:"), incident, [], [], "2026-01-01T00:00:00.000Z")
+    assert [e["kind"] for e in events] == ["detected", "opened", "diagnosing", "notified"]

@@ -51,9 +51,14 @@ class Metrics:
         self.round_duration = Histogram("gatewatch_round_duration_seconds", "Wall time of one round, every target",
                                         buckets=ROUND_BUCKETS, registry=r)
         self.targets = Gauge("gatewatch_targets", "Targets probed in the last round", registry=r)
+        self.not_probed = Counter("gatewatch_targets_not_probed", "Targets a round skipped (out of time) or failed on",
+                                  ["target", "status"], registry=r)
 
     def observe_round(self, reports: list[Any], store: ResultsStore, seconds: float) -> None:
         for report in reports:
+            if report.status in ("skipped", "error"):  # no fresh probe: the gauges keep the last one
+                self.not_probed.labels(report.target, report.status).inc()
+                continue
             self._observe_target(report, store)
             if report.event:
                 self.incidents.labels(report.target, report.event).inc()

@@ -85,6 +85,23 @@ def stamp(moment: datetime | None = None) -> str:
     return (moment or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+class Stamped:
+    """A text stream whose every write starts with the UTC time: the console notifications of ``run --every``
+    (a block per write) get the same timestamp lead as the status lines around them."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        return self.stream.write(f"{stamp()} {text}" if text else text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return is_tty(self.stream)
+
+
 def print_json(doc: Any, stream: TextIO | None = None) -> None:
     """``--json`` output: indented, stable key order as the producer gives it, datetimes as strings."""
     print(json.dumps(doc, indent=2, default=str), file=stream or sys.stdout)

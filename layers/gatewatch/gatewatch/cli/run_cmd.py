@@ -9,7 +9,7 @@ import sys
 import time
 
 from gatewatch.cli import EXIT_DOWN, EXIT_OK, EXIT_USAGE, UsageError, positive
-from gatewatch.cli.output import examples, paint, print_json, progress, stamp, status, table
+from gatewatch.cli.output import Stamped, examples, paint, print_json, progress, stamp, status, table
 from gatewatch.cli.stores import add_store_args, open_store
 
 
@@ -131,8 +131,9 @@ def run_pipeline(args) -> int:
     if args.rounds and not args.every:
         raise UsageError("--rounds needs --every SECONDS", "one round is the default without --every")
     store = open_store(args, config)
+    console = sys.stderr if args.json else sys.stdout
     pipeline = build_pipeline(config, store, args.sns_topic_arn, args.remediation_ceiling,
-                              stream=sys.stderr if args.json else sys.stdout)
+                              stream=Stamped(console) if args.every else console)
     rounds = 0
     any_down = False
     metrics = server = None
@@ -147,7 +148,8 @@ def run_pipeline(args) -> int:
         while True:
             started = time.monotonic()
             with progress(f"round {rounds + 1}: probing {len(config.targets)} target(s)"):
-                reports = pipeline.run_once()
+                # a round fits its interval: what is not answered by then is recorded as skipped
+                reports = pipeline.run_once(budget_s=max(1.0, args.every * 0.9) if args.every else None)
             if metrics is not None:
                 metrics.observe_round(reports, store, time.monotonic() - started)
             any_down = any(r.status == "down" for r in reports)
@@ -228,8 +230,9 @@ def run_incident_show(args) -> int:
         r = incident.remediation
         print(f"remediation: {r.get('action') or '-'}: {r.get('result') or '-'}"
               + (f" ({r.get('reason')})" if r.get("reason") else ""))
-    for a in actions:
-        print(f"audit:      {a.to_dict()}")
+    for a in actions:  # the remediation audit trail, as `gatewatch remediation audit ID` tells it
+        reason = a.detail.get("reason") or ""
+        print(f"audit:      {a.at} {a.decision} {a.action} [{a.guard}] {reason}".rstrip())
     return EXIT_OK
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import requests
 
 from gatewatch import __version__
-from gatewatch.notify.base import DeliveryError
+from gatewatch.notify.base import Delivery, DeliveryError, Notification, Notifier
 
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 USER_AGENT = f"gatewatch/{__version__} (+notifications)"
@@ -84,3 +84,22 @@ class HttpPoster:
 def _short(text: Any, limit: int = 200) -> str:
     flat = " ".join(str(text).split())
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+class JsonWebhookNotifier(Notifier):
+    """An incoming webhook that takes one JSON document built by ``payload`` (Slack, Teams)."""
+
+    channel = "webhook"
+
+    def __init__(self, url: str, poster: HttpPoster | None = None):
+        self.url, self.poster = url, poster or HttpPoster()
+
+    def payload(self, notification: Notification) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _deliver(self, notification: Notification) -> Delivery:
+        import json
+
+        body = json.dumps(self.payload(notification)).encode()
+        r = self.poster.post(self.url, body=body, headers={"Content-Type": "application/json"}, what=self.channel)
+        return Delivery(self.channel, True, detail=f"HTTP {r.status} after {r.attempts} attempt(s)")

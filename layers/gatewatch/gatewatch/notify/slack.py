@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from gatewatch.notify.base import Delivery, Notification, Notifier
+from gatewatch.notify.base import Notification
 from gatewatch.notify.content import content
-from gatewatch.notify.http import HttpPoster
+from gatewatch.notify.http import JsonWebhookNotifier
 
 SECTION_MAX = 3000  # Slack: a section's text
 HEADER_MAX = 150  # Slack: a header's plain_text
@@ -56,13 +55,8 @@ def build_payload(n: Notification) -> dict[str, Any]:
     return {"text": c.headline, "blocks": blocks}
 
 
-class SlackNotifier(Notifier):
+class SlackNotifier(JsonWebhookNotifier):
     channel = "slack"
 
-    def __init__(self, url: str, poster: HttpPoster | None = None):
-        self.url, self.poster = url, poster or HttpPoster()
-
-    def _deliver(self, notification: Notification) -> Delivery:
-        body = json.dumps(build_payload(notification)).encode()
-        r = self.poster.post(self.url, body=body, headers={"Content-Type": "application/json"}, what="slack")
-        return Delivery(self.channel, True, detail=f"HTTP {r.status} after {r.attempts} attempt(s)")
+    def payload(self, notification: Notification) -> dict[str, Any]:
+        return build_payload(notification)

@@ -306,6 +306,97 @@ def database_reachable(f):
     return _tri(dig(f, "onbox.database.value.tcp.reachable"))
 
 
+# -- the host's setup: unix socket backends, stale configs, hangs, databases (issue 11) -----------------------
+
+
+@signal("bool", False, "the backend listens on a unix socket (host.backend_socket), not a TCP port")
+def backend_is_socket(f):
+    return bool(dig(f, "config.host.backend_socket")) or _value(f, "port", "kind") == "unix"
+
+
+@signal("bool", True, "the backend listens on a TCP port (TCP-only questions apply)")
+def backend_on_tcp(f):
+    return not backend_is_socket(f)
+
+
+@signal("bool", False, "the backend is on a unix socket and is not running: its socket is missing or refuses")
+def backend_socket_dead(f):
+    if not backend_is_socket(f):
+        return False
+    if _value(f, "service", "running") is True and not _value(f, "service", "crash_loop"):
+        return False
+    sock = _value(f, "port", "socket")
+    if isinstance(sock, dict):
+        return not sock.get("accepting")
+    return not _value(f, "port", "listening")
+
+
+def upstream_key(url: str) -> str | None:
+    """An error log's ``upstream: "http://127.0.0.1:8000/x"`` as ``127.0.0.1:8000`` (``unix:/path`` for sockets)."""
+    rest = str(url).split("://", 1)[-1]
+    if rest.startswith("unix:"):
+        return "unix:" + rest[5:].split(":")[0]
+    hostport = rest.split("/")[0]
+    if not hostport:
+        return None
+    return hostport if ":" in hostport.rsplit("]", 1)[-1] else f"{hostport}:80"
+
+
+def stale_config(f: dict[str, Any]) -> dict[str, Any]:
+    """The running nginx's upstreams (its error log) against the config on disk (``nginx -T``): the on-box
+    ``nginx.stale_config`` when the checks report it, else worked out from the error signatures and targets."""
+    reported = _value(f, "nginx", "stale_config")
+    if isinstance(reported, dict) and reported:
+        return reported
+    running: list[str] = []
+    for sig in dig(f, "onbox.nginx.error_signatures") or []:
+        key = upstream_key(sig.get("upstream") or "") if isinstance(sig, dict) and sig.get("upstream") else None
+        if key and key not in running:
+            running.append(key)
+    disk = []
+    for t in _value(f, "nginx", "targets") or []:
+        if isinstance(t, dict):
+            disk.append(f"unix:{t['unix']}" if t.get("unix") else f"{t.get('host')}:{t.get('port')}")
+    return {"config_newer_than_master": _value(f, "nginx", "config_newer_than_master"), "running_upstreams": running,
+            "disk_upstreams": disk, "differs": bool(running and disk) and not set(running) & set(disk)}
+
+
+@signal("bool", False, "the running nginx is older than its config on disk, dials other upstreams than the disk "
+                       "names, and requests through it fail: the difference explains the failure")
+def nginx_stale_config_explains(f):
+    sc = stale_config(f)
+    newer = sc.get("config_newer_than_master")
+    if newer is None:
+        newer = _value(f, "nginx", "config_newer_than_master")
+    if not (newer and sc.get("differs")) or _value(f, "nginx", "running") is not True:
+        return False
+    via = dig(f, "onbox.local_endpoint.value.via_nginx.status") or 0
+    outside = dig(f, "outside.probe.http.status") or 0
+    return via == 0 or via >= 500 or outside == 0 or outside >= 500
+
+
+@signal("bool", False, "the backend accepts but never answers: directly, through nginx on the box (upstream timed "
+                       "out), or gunicorn's WORKER TIMEOUT, while the service runs")
+def backend_hangs(f):
+    if _value(f, "local_health", "timed_out") or dig(f, "onbox.local_endpoint.value.direct.timed_out"):
+        return True
+    if _value(f, "service", "running") is not True:
+        return False
+    if _value(f, "app_log", "worker_timeout"):
+        return True
+    timed_out_upstream = (dig(f, "onbox.nginx.primary_signature") or "") == "upstream_timeout"
+    via_timed_out = bool(dig(f, "onbox.local_endpoint.value.via_nginx.timed_out"))
+    outside = dig(f, "outside.probe.http.status") or 0
+    return timed_out_upstream and (via_timed_out or outside in (504, 524))
+
+
+@signal("string", "", "the database's own error from the on-box handshake: refused, timeout, auth_failed, "
+                      "unknown_database, too_many_connections (empty: none)")
+def database_error(f):
+    value = dig(f, "onbox.database.value.error")
+    return value if isinstance(value, str) else ""
+
+
 def derive(facts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     """Every signal, typed; a signal whose fact is missing or broken takes its default (reason in errors)."""
     values: dict[str, Any] = {}

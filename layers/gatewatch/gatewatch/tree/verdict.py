@@ -187,6 +187,9 @@ def build_context(facts: dict[str, Any], signals: dict[str, Any]) -> _Context:
         direct_url=f"http://{backend_host}:{backend_port}{c['url_path']}",
         nginx_error_log=host.get("nginx_error_log") or "/var/log/nginx/error.log",
     )
+    if host.get("backend_socket"):  # a unix socket backend: never described as a TCP port
+        c.update(backend_addr=f"unix:{host['backend_socket']}", backend_port=f"unix:{host['backend_socket']}",
+                 direct_url=f"--unix-socket {host['backend_socket']} http://localhost{c['url_path']}")
     c.update(_manager_commands(host))
     svc = dig(facts, "onbox.service.value") or {}
     c["service_state"] = (
@@ -249,6 +252,7 @@ def build_context(facts: dict[str, Any], signals: dict[str, Any]) -> _Context:
         if tcp
         else "database address not checked"
     )
+    c.update(_setup_context(facts))
     routes = dig(facts, "outside.openapi_paths") or dig(facts, "onbox.openapi.value.paths") or []
     near = nearest_route(c["url_path"], [r for r in routes if isinstance(r, str)])
     c["nearest_route"] = near or "unknown"
@@ -268,6 +272,68 @@ def signature_context(facts: dict[str, Any], category: str | None) -> dict[str, 
         "signature_count": sig.get("count") or 0,
         "signature_upstream": sig.get("upstream") or "unknown",
     }
+
+
+DB_NAMES = {"mysql": "MySQL/MariaDB", "postgresql": "PostgreSQL"}
+
+
+def _setup_context(facts: dict[str, Any]) -> dict[str, Any]:
+    """What the issue-11 leaves quote: the stale config's two sides, the socket's state, a hang's evidence and the
+    database's own words (each only about the target's own setup: its socket or port, its kind of database)."""
+    from gatewatch.tree.signals import stale_config
+
+    out: dict[str, Any] = {}
+    sc = stale_config(facts)
+    out["running_upstreams"] = ", ".join(sc.get("running_upstreams") or []) or "unknown"
+    out["disk_upstreams"] = ", ".join(sc.get("disk_upstreams") or []) or "unknown"
+    files = [f for f in dig(facts, "onbox.nginx.value.config_files") or [] if isinstance(f, str)]
+    out["stale_config_file"] = files[-1] if len(files) == 1 else (", ".join(files[:3]) or "the nginx config")
+    sock = dig(facts, "onbox.port.value.socket") or {}
+    if sock:
+        state = "missing" if not sock.get("exists") else (
+            "accepting connections" if sock.get("accepting") else
+            "present but refusing connections (left behind by a dead server)" if sock.get("refused") else
+            "present, not accepting")
+        out["backend_socket_state"] = f"{sock.get('path')}: {state}"
+    else:
+        out["backend_socket_state"] = "not checked"
+    app = dig(facts, "onbox.app_log.value") or {}
+    out["worker_timeouts"] = (f"gunicorn: {app.get('worker_timeouts')} WORKER TIMEOUT(s), {app.get('workers_booted')} "
+                              "worker(s) booted" if app.get("worker_timeout") else "no worker timeouts logged")
+    hang = []
+    if dig(facts, "onbox.local_health.value.timed_out"):
+        hang.append(_http_check(dig(facts, "onbox.local_health.value")))
+    if dig(facts, "onbox.local_endpoint.value.via_nginx.timed_out"):
+        hang.append("through nginx on the box " + _http_check(dig(facts, "onbox.local_endpoint.value.via_nginx")))
+    if app.get("worker_timeout"):
+        hang.append(out["worker_timeouts"])
+    status = dig(facts, "outside.probe.http.status")
+    if not hang and status in (504, 524):
+        hang.append(f"the outside sees {status} (the upstream timed out)")
+    out["hang_evidence"] = "; ".join(hang) or "no answer within the timeouts"
+    db = dig(facts, "onbox.database.value") or {}
+    host = dig(facts, "config.host.database") or {}
+    kind = db.get("kind") or host.get("kind") or ("mysql" if host.get("port") in (3306, 33060) else "postgresql")
+    name = DB_NAMES.get(kind, "the database")
+    message = db.get("message") or app.get("db_error_line")
+    out["database_message"] = _short(message, 300) if message else "no database error recorded"
+    error = db.get("error")
+    out["database_error_title"] = {
+        "too_many_connections": ": it has no connections left",
+        "auth_failed": ": authentication failed",
+        "unknown_database": ": the database does not exist",
+        "refused": ": connections refused",
+        "timeout": ": connections time out",
+    }.get(error or "", "")
+    out["database_said"] = (f"{name} says: {_short(message, 300)}" + (" (its max_connections is reached)."
+                                                                        if error == "too_many_connections" else ".")
+                            if message else "")
+    db_host, db_port = db.get("host") or host.get("host") or "127.0.0.1", db.get("port") or host.get("port") or "?"
+    tool, sessions = ((f"mysqladmin -h {db_host} -P {db_port} status", "SHOW PROCESSLIST") if kind == "mysql" else
+                      (f"pg_isready -h {db_host} -p {db_port}", "pg_stat_activity"))
+    out["database_next_step"] = (f"Check {name} at {db_host}:{db_port} (`{tool}`) and its sessions ({sessions}) "
+                                 "against max_connections; then the backend's connection settings and pool size.")
+    return out
 
 
 def _quote_value(context: _Context, key: str) -> Any:

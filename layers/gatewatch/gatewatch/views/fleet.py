@@ -7,7 +7,7 @@ from typing import Any
 
 from gatewatch.clock import iso, parse_iso
 from gatewatch.store.base import ProbeRecord, ResultsStore
-from gatewatch.views.windows import dig, human_duration, is_up, percentile, seconds_between, uptime_pct
+from gatewatch.views.windows import dig, human_duration, is_up, measured, percentile, seconds_between
 
 UPTIME_WINDOWS = (("24h", timedelta(hours=24)), ("7d", timedelta(days=7)), ("30d", timedelta(days=30)))
 PHASES = ("dns", "connect", "tls", "ttfb", "transfer", "total")  # per-phase milliseconds (gatewatch.probe.result)
@@ -22,25 +22,33 @@ def target_names(store: ResultsStore, configured: list[str] | None = None) -> li
 
 
 def uptimes(probes: list[ProbeRecord], now: datetime) -> dict[str, float | None]:
-    out = {}
-    for label, window in UPTIME_WINDOWS:
-        since = iso(now - window)
-        out[label] = uptime_pct(p.status for p in probes if p.at >= since)
-    return out
+    """Uptime per window in one pass over the rounds (oldest first, as probes_between returns them)."""
+    starts = [(label, iso(now - window)) for label, window in UPTIME_WINDOWS]
+    total = dict.fromkeys((label for label, _ in starts), 0)
+    up = dict.fromkeys(total, 0)
+    for p in probes:
+        if not measured(p.status):
+            continue
+        ok = is_up(p.status)
+        for label, since in starts:
+            if p.at >= since:
+                total[label] += 1
+                up[label] += ok
+    return {label: (100.0 * up[label] / total[label] if total[label] else None) for label in total}
 
 
 def latency_series(probes: list[ProbeRecord], now: datetime, window: timedelta = timedelta(days=1),
                    buckets: int = LATENCY_BUCKETS) -> dict[str, list[tuple[str, float]]]:
     """p50 and p95 of the rounds' total time per bucket (hour), for the chart; empty buckets are skipped."""
     start = now - window
+    first = iso(start)
     width = window / buckets
     grouped: list[list[float]] = [[] for _ in range(buckets)]
     for p in probes:
-        if p.total_ms is None:
+        # ISO text compares like time: parse only the window's measured rounds
+        if p.total_ms is None or p.at < first or not measured(p.status):
             continue
         at = parse_iso(p.at)
-        if at < start:
-            continue
         index = min(buckets - 1, int((at - start) / width))
         grouped[index].append(p.total_ms)
     series: dict[str, list[tuple[str, float]]] = {"p50": [], "p95": []}
@@ -84,7 +92,7 @@ def target_summary(store: ResultsStore, name: str, now: datetime) -> dict[str, A
     state = store.get_state(name)
     probes = store.probes_between(name, iso(now - UPTIME_WINDOWS[-1][1]))
     day = iso(now - timedelta(days=1))
-    day_ms = [p.total_ms for p in probes if p.at >= day and p.total_ms is not None]
+    day_ms = [p.total_ms for p in probes if p.at >= day and p.total_ms is not None and measured(p.status)]
     last = probes[-1] if probes else None
     open_incidents = store.list_incidents(target=name, open_only=True, limit=1)
     return {
@@ -120,7 +128,7 @@ def _round_row(record: ProbeRecord) -> dict[str, Any]:
     return {
         "at": record.at,
         "status": record.status,
-        "up": is_up(record.status),
+        "up": is_up(record.status) or not measured(record.status),
         "reason": record.reason,
         "http_status": dig(probe, "http", "status") or dig(result, "http_status"),
         "total_ms": record.total_ms,
@@ -154,7 +162,7 @@ def target_detail(store: ResultsStore, name: str, now: datetime, rounds: int = 2
         **summary,
         "phases": phase_series(records),
         "rounds": [_round_row(r) for r in records],
-        "failures": sum(1 for r in records if not is_up(r.status)),
+        "failures": sum(1 for r in records if measured(r.status) and not is_up(r.status)),
         "incidents": [_incident_brief(i, now) for i in store.list_incidents(target=name, limit=50)],
         "actions": [a.to_dict() for a in store.list_actions(target=name)][-50:],
     }

@@ -73,6 +73,10 @@ def timeline(store: ResultsStore, incident: Incident, actions: list[Any], notes:
     elif attempts:
         events[-1]["text"] += f", confirmed by {len(attempts)} attempt(s)"
     add(incident.opened_at, "opened", f"incident {incident.id} opened")
+    extra = incident.to_dict()  # fields newer stores record (AWS: the diagnosis started; local: announced)
+    add(extra.get("diagnosis_started_at"), "diagnosing", "diagnosis started (the state machine's execution)")
+    if not notes:
+        add(extra.get("notified_at"), "notified", "incident announced (or silenced by a maintenance window)")
     verdict = incident.verdict or {}
     if verdict:
         add(dig(incident.facts, "collected_at") or incident.opened_at, "diagnosed",
@@ -84,15 +88,17 @@ def timeline(store: ResultsStore, incident: Incident, actions: list[Any], notes:
     for n in notes:  # alert's NotificationRecord: channel, kind, status, attempts, first_at, last_at, detail
         outcome = n.get("status") or n.get("result") or ("sent" if n.get("ok") else "failed")
         channel = n.get("channel") or "notification"
-        kind = f"{n['kind']} " if n.get("kind") else ""
+        kind = f"{n.get('kind') or n.get('event')} " if n.get("kind") or n.get("event") else ""
         tries = f" after {n['attempts']} attempts" if isinstance(n.get("attempts"), int) and n["attempts"] > 1 else ""
         error = n.get("error") or dig(n, "detail", "error") or ""
+        if not error and isinstance(n.get("detail"), str) and outcome != "delivered":
+            error = n["detail"]  # NotificationRecord.detail: the last error while not delivered
         add(n.get("last_at") or n.get("first_at") or n.get("at"), "notified",
             f"{kind}notification via {channel}: {outcome}{tries}", reason=error)
     if incident.resolved_at:
         add(incident.resolved_at, "resolved",
             f"resolved ({incident.resolution or 'recovered'}) after {human_duration(incident.duration_s)}")
-    order = {k: i for i, k in enumerate(("detected", "confirmed", "opened", "diagnosed"))}
+    order = {k: i for i, k in enumerate(("detected", "confirmed", "opened", "diagnosing", "diagnosed"))}
     events.sort(key=lambda e: (e["at"], order.get(e["kind"], 9)))
     return events
 

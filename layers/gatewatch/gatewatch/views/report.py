@@ -22,7 +22,7 @@ from gatewatch.clock import iso
 from gatewatch.store.base import Incident, ResultsStore
 from gatewatch.views.fleet import target_names
 from gatewatch.views.incident import failure_start
-from gatewatch.views.windows import dig, human_duration, seconds_between, uptime_pct
+from gatewatch.views.windows import dig, human_duration, measured, seconds_between, uptime_pct
 
 FORMATS = ("text", "markdown", "json", "csv")
 MAX_INCIDENTS = 100_000
@@ -109,7 +109,7 @@ def build_report(store: ResultsStore, now: datetime, window: timedelta, label: s
     names = sorted(set(target_names(store, configured)) | set(by_target))
     rows, all_statuses, all_times = [], [], []
     for name in names:
-        statuses = [p.status for p in store.probes_between(name, since)]
+        statuses = [p.status for p in store.probes_between(name, since) if measured(p.status)]
         incidents = sorted(by_target.get(name, []), key=lambda i: i.opened_at)
         times = [incident_times(store, i) for i in incidents]
         rows.append(_summary(name, statuses, incidents, times))

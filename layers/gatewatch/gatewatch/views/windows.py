@@ -26,6 +26,13 @@ def since_iso(now: datetime, window: timedelta) -> str:
     return iso(now - window)
 
 
+NOT_MEASURED = frozenset({"skipped"})  # a round that never reached the target says nothing about it
+
+
+def measured(status: str) -> bool:
+    return status not in NOT_MEASURED
+
+
 def is_up(status: str) -> bool:
     """Degraded counts as up, as the UP/DOWN state machine counts it (gatewatch.incidents.apply_result)."""
     return status != "down"
@@ -35,6 +42,8 @@ def uptime_pct(statuses: Iterable[str]) -> float | None:
     """Share of rounds that were up, in percent; None without any round (no data is not 100%)."""
     total = up = 0
     for status in statuses:
+        if not measured(status):
+            continue
         total += 1
         up += is_up(status)
     return None if total == 0 else 100.0 * up / total

@@ -8,7 +8,15 @@ import os
 import re
 
 from .common import FAIL, LOG_TAIL_BYTES, OK, UNKNOWN, _errtext, _short, read_tail, run_cmd, which
-from .nginx_config import MAX_ERROR_LOGS, _split_hostport, parse_nginx_config, pass_targets, read_config_files
+from .nginx_config import (
+    MAX_ERROR_LOGS,
+    _split_hostport,
+    matching_server,
+    parse_nginx_config,
+    pass_targets,
+    read_config_files,
+    server_blocks,
+)
 from .nginx_log import classify_error_log
 from .registry import check, result
 from .sockets import covered, resolve_local
@@ -184,9 +192,20 @@ def check_nginx(ctx):
         value["proxy_buffer_size"] = conf["proxy_buffer_size"]
         value["listen"] = conf["listen"][:10]
         value["config_files"] = conf["files"][:20]
-        log_paths += conf["error_logs"]
+        # Several sites: the one nginx picks for this Host and port decides (its error log, its proxy_pass).
+        blocks = server_blocks(conf_text)
+        site = matching_server(blocks, p["public_host"], p["nginx_port"])
+        in_blocks = {log for b in blocks for log in b["error_logs"]}
+        if site:
+            value["server_block"] = {k: site[k] for k in ("server_name", "listen", "error_logs", "file")}
+            log_paths = site["error_logs"] + log_paths
+            evidence.append("site for %s:%d: server_name %s in %s" % (p["public_host"] or "*", p["nginx_port"],
+                                                                     " ".join(site["server_name"][:3]) or "_",
+                                                                     site["file"]))
+        log_paths += [log for log in conf["error_logs"] if log not in in_blocks or not site]
+        passes = site["proxy_pass"] if site and site["proxy_pass"] else conf["proxy_pass"]
         targets = []
-        for url in conf["proxy_pass"]:
+        for url in passes:
             for t in pass_targets(url, conf["upstreams"]):
                 if t not in targets:
                     targets.append(t)

@@ -41,6 +41,88 @@ def parse_nginx_config(text: str) -> dict:
             "proxy_buffer_size": buffers[-1] if buffers else None, "listen": listens, "error_logs": error_logs}
 
 
+SERVER_NAME_RE = re.compile(r"\bserver_name\s+([^;]+);")
+WORD_BEFORE_BRACE_RE = re.compile(r"([A-Za-z_]+)[^;{}]*$")
+
+
+def _blank_comments(text: str) -> str:
+    """Comments replaced by spaces: positions stay those of the original text (to find each block's file)."""
+    return re.sub(r"(?m)(^|\s)#.*$", lambda m: m.group(1) + " " * (len(m.group(0)) - len(m.group(1))), text)
+
+
+def _listen_port(spec: str):
+    """The port of a ``listen`` (80 when it names only an address), None for a unix socket."""
+    parts = spec.split()
+    if not parts or parts[0].startswith("unix:"):
+        return None
+    first = parts[0]
+    if first.isdigit():
+        return int(first)
+    if first.startswith("["):
+        tail = first.rsplit("]:", 1)
+        return int(tail[1]) if len(tail) == 2 and tail[1].isdigit() else 80
+    if ":" in first:
+        tail = first.rsplit(":", 1)[1]
+        return int(tail) if tail.isdigit() else None
+    return 80
+
+
+def server_blocks(text: str) -> list:
+    """Each ``server { }`` block: its names, listen ports, own error logs and proxy_pass targets, and its file."""
+    body = _blank_comments(text)
+    marks = [(m.start(), m.group(1)) for m in CONF_FILE_MARK_RE.finditer(text)]
+    stack, blocks = [], []
+    for i, ch in enumerate(body):
+        if ch == "{":
+            head = WORD_BEFORE_BRACE_RE.search(body[max(0, i - 200):i])
+            stack.append((head.group(1) if head else "", i))
+        elif ch == "}" and stack:
+            name, start = stack.pop()
+            if name == "server" and not any(n == "server" for n, _ in stack):
+                inner = body[start + 1:i]
+                names = [w for m in SERVER_NAME_RE.findall(inner) for w in m.split()]
+                listens = [" ".join(v.split()) for v in LISTEN_RE.findall(inner)]
+                ports = [port for port in (_listen_port(v) for v in listens) if port]
+                logs = [v for v in ERROR_LOG_RE.findall(inner) if not v.startswith(("stderr", "syslog:", "memory:"))]
+                where = [f for pos, f in marks if pos < start]
+                blocks.append({"server_name": names, "listen": listens, "ports": ports or [80],
+                               "default": any(w in ("default_server", "default") for v in listens for w in v.split()),
+                               "error_logs": logs, "proxy_pass": [v for _, v in PASS_RE.findall(inner)],
+                               "file": where[-1] if where else None, "span": (start, i)})
+    return blocks
+
+
+def _name_matches(name: str, host: str) -> int:
+    """2 exact, 1 wildcard (``*.example.com``, ``.example.com``, ``www.*``), 0 no (regex names are not tried)."""
+    host, name = host.lower(), name.lower()
+    if name == host:
+        return 2
+    if name.startswith("*.") and host.endswith(name[1:]):
+        return 1
+    if name.startswith(".") and (host == name[1:] or host.endswith(name)):
+        return 1
+    if name.endswith(".*") and host.startswith(name[:-1]):
+        return 1
+    return 0
+
+
+def matching_server(blocks: list, host, port: int):
+    """The block nginx would pick for ``Host: host`` on ``port``: the best name, else that port's default server."""
+    on_port = [b for b in blocks if port in b["ports"]]
+    if not on_port:
+        return None
+    if host:
+        best, score = None, 0
+        for block in on_port:  # the first block with the best name wins, as in nginx
+            mine = max([_name_matches(n, host) for n in block["server_name"]] or [0])
+            if mine > score:
+                best, score = block, mine
+        if best is not None:
+            return best
+    defaults = [b for b in on_port if b["default"]]
+    return (defaults or on_port)[0]
+
+
 def _split_hostport(text: str, default_port: int):
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")
