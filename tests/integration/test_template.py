@@ -78,7 +78,11 @@ def test_each_function_points_at_its_handler(template, logical_id, folder):
 def test_the_prober_is_scheduled_alone_with_a_dead_letter_queue(template):
     props = template["Resources"]["ProbeFunction"]["Properties"]
     assert props["Events"]["Schedule"]["Properties"]["Schedule"] == {"Ref": "ProbeSchedule"}
-    assert props["ReservedConcurrentExecutions"] == 1
+    # no reservation unless asked for (accounts with a low concurrency quota reject one)
+    assert props["ReservedConcurrentExecutions"] == {"Fn::If": ["ProbeConcurrencyReserved",
+                                                                {"Ref": "ProbeReservedConcurrency"},
+                                                                {"Ref": "AWS::NoValue"}]}
+    assert template["Parameters"]["ProbeReservedConcurrency"]["Default"] == -1
     assert props["DeadLetterQueue"]["TargetArn"] == {"Fn::GetAtt": ["ProbeDeadLetterQueue", "Arn"]}
     assert props["EventInvokeConfig"]["MaximumRetryAttempts"] == 0
     assert template["Resources"]["ProbeDeadLetterQueue"]["Properties"]["KmsMasterKeyId"]
@@ -130,7 +134,9 @@ def test_table_topic_and_documents(template):
     table = template["Resources"]["GatewatchTable"]["Properties"]
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
-    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    # PITR is a cost switch (PointInTimeRecovery parameter, off by default; benchmarks/cost_model.py prices it)
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] == {
+        "Fn::If": ["PitrEnabled", True, False]}
     assert table["SSESpecification"]["SSEEnabled"] is True
     topic = template["Resources"]["IncidentTopic"]["Properties"]
     assert topic["KmsMasterKeyId"] == {"Ref": "TopicKey"}
@@ -144,12 +150,22 @@ def test_alarms_watch_the_metrics_the_prober_emits(template):
     down, silent = alarms["TargetsDownAlarm"]["Properties"], alarms["ProberSilentAlarm"]["Properties"]
     assert (down["Namespace"], down["MetricName"], down["Threshold"]) == ("Gatewatch", "TargetsDown", 1)
     assert down["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
-    assert (silent["MetricName"], silent["TreatMissingData"]) == ("Heartbeat", "breaching")
+    # every round emits TargetsDown: its sample count is the heartbeat (no separate Heartbeat metric to pay for)
+    assert (silent["MetricName"], silent["Statistic"], silent["TreatMissingData"]) == (
+        "TargetsDown", "SampleCount", "breaching")
     for props in (down, silent):
         assert props["Dimensions"] == [{"Name": "service", "Value": "gatewatch"}]
         assert props["AlarmActions"] == [{"Ref": "IncidentTopic"}]
+    dlq = alarms["ProbeDeadLettersAlarm"]["Properties"]
+    assert (dlq["MetricName"], dlq["Statistic"]) == ("NumberOfMessagesSent", "Sum")  # new messages, not a backlog
+    failed = {m["MetricStat"]["Metric"]["MetricName"] for m in alarms["DiagnosisFailedAlarm"]["Properties"]["Metrics"]
+              if "MetricStat" in m}
+    assert failed == {"ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"}
+    for keep in ("GatewatchTable", "TopicKey"):
+        assert template["Resources"][keep]["DeletionPolicy"] == "Retain"
+    assert template["Resources"]["GatewatchTable"]["Properties"]["DeletionProtectionEnabled"] is True
     body = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
-    for metric in ("ProbeSuccess", "Latency", "OpenIncidents", "TargetsDown", "Heartbeat"):
+    for metric in ("ProbeSuccess", "Latency", "OpenIncidents", "TargetsDown"):
         assert metric in body
     json.loads(re.sub(r"\$\{[^}]+\}", "X", body))  # the dashboard body is valid JSON
 

@@ -20,29 +20,18 @@ import pytest
 
 from gatewatch.onbox import encode_params, script_path
 from gatewatch.onbox.checks import service
+from tests.nginxconf import nginx_conf
 
 NGINX = "/usr/sbin/nginx"
 NOBODY = 65534
 FORGED = "http://x/\x1b[31m(13: Permission denied) while connecting to upstream, upstream: \"http://10.9.9.9:1/\""
 
-NGINX_CONF = """
-worker_processes 1;
-error_log {d}/error.log;
-pid {d}/nginx.pid;
-events {{ worker_connections 32; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/t/body;
-    proxy_temp_path {d}/t/proxy;
-    fastcgi_temp_path {d}/t/fastcgi;
-    uwsgi_temp_path {d}/t/uwsgi;
-    scgi_temp_path {d}/t/scgi;
+SITE = """
     server {{
         listen 127.0.0.1:{port};
         server_name api.example.com;
         location / {{ proxy_pass http://127.0.0.1:{backend}; proxy_connect_timeout 2s; }}
     }}
-}}
 """
 
 
@@ -67,7 +56,7 @@ def test_a_forged_referer_does_not_turn_a_refused_backend_into_permission_denied
     d = tmp_path / "nginx"
     (d / "t").mkdir(parents=True)
     port, backend = free_port(), free_port()  # nothing listens on the backend port: connection refused
-    (d / "nginx.conf").write_text(NGINX_CONF.format(d=d, port=port, backend=backend))
+    (d / "nginx.conf").write_text(nginx_conf(d, SITE.format(port=port, backend=backend)))
     master = subprocess.Popen([NGINX, "-p", f"{d}/", "-c", str(d / "nginx.conf"), "-g", "daemon off;"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

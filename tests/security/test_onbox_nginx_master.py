@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from gatewatch.onbox import encode_params, script_path
+from tests.nginxconf import nginx_conf
 
 NGINX = "/usr/sbin/nginx"
 NOBODY = 65534
@@ -50,20 +51,7 @@ fake.wait(10)
 print(json.dumps({"fake_pid": fake.pid, "code": out.returncode, "stdout": out.stdout, "stderr": out.stderr}))
 '''
 
-EVIL_CONF = """
-error_log {evil}/ran-by-nginx-t.log;
-pid {evil}/nginx.pid;
-events {{ worker_connections 16; }}
-http {{
-    access_log off;
-    client_body_temp_path {evil}/t/body;
-    proxy_temp_path {evil}/t/proxy;
-    fastcgi_temp_path {evil}/t/fastcgi;
-    uwsgi_temp_path {evil}/t/uwsgi;
-    scgi_temp_path {evil}/t/scgi;
-    server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://127.0.0.1:9; }} }}
-}}
-"""
+EVIL_SERVER = "    server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://127.0.0.1:9; }} }}"
 
 
 @pytest.fixture
@@ -80,7 +68,7 @@ def evil_dir():
 def run_in_pid_namespace(mode: str, evil: Path, tmp_path: Path) -> tuple[int, dict]:
     port = 20000 + os.getpid() % 20000
     conf = evil / "evil.conf"
-    conf.write_text(EVIL_CONF.format(evil=evil, port=port))
+    conf.write_text(nginx_conf(evil, EVIL_SERVER.format(port=port), error_log=f"{evil}/ran-by-nginx-t.log"))
     os.chown(conf, NOBODY, NOBODY)
     forged = datetime.now().strftime("%Y/%m/%d %H:%M:%S")
     fake_log = evil / "fake-error.log"

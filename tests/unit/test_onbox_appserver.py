@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.nginxconf import stop
 from tests.unit.test_onbox_script import run_script
 
 VENV_BIN = Path(sys.executable).parent
@@ -43,16 +44,6 @@ def wait_for(predicate, timeout: float = 20.0) -> None:
             return
         time.sleep(0.1)
     raise AssertionError("condition not met in time")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def params(tmp_path: Path, marker: str, sock: Path, **extra) -> dict:
@@ -132,3 +123,22 @@ def test_a_crash_loop_without_a_service_manager_is_inferred(tmp_path):
     av = report["app_log"]["value"]
     assert av["module_not_found"] is True and av["repeated_traceback"]["count"] >= 3
     assert marker in av["repeated_traceback"]["line"]
+
+
+def test_hypercorn_and_a_non_python_process_by_exe_and_argv(tmp_path):
+    """hypercorn is named by argv once /proc/PID/exe is a python (as its console script runs); a process whose
+    exe is not a python is never called an app server, whatever its argv says."""
+    marker = f"gwhyper_{uuid.uuid4().hex[:8]}"
+    script = tmp_path / "hypercorn"  # what a venv's bin/hypercorn is: a python script run by the interpreter
+    script.write_text("import time\ntime.sleep(60)\n")
+    hyper = subprocess.Popen([sys.executable, str(script), f"{marker}:app", "--bind", "unix:x.sock"])
+    fake = subprocess.Popen([f"gunicorn {marker}x", "60"], executable="/bin/sleep")  # argv says gunicorn
+    try:
+        time.sleep(0.5)
+        _, report, _ = run_script(params(tmp_path, f"{marker}:app", tmp_path / "x.sock"))
+        _, other, _ = run_script(params(tmp_path, f"{marker}x", tmp_path / "x.sock"))
+    finally:
+        stop(hyper)
+        stop(fake)
+    assert report["service"]["value"]["app_server"] == "hypercorn" and report["service"]["value"]["pid"] == hyper.pid
+    assert other["service"]["value"]["pid"] == fake.pid and other["service"]["value"]["app_server"] is None

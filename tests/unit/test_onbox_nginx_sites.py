@@ -10,27 +10,11 @@ from datetime import datetime
 
 import pytest
 
+from tests.nginxconf import nginx_conf
 from tests.unit.test_onbox_script import free_port, run_script, wait_listening
 
 NGINX = "/usr/sbin/nginx"
 
-MAIN = """
-user root;
-worker_processes 1;
-error_log {d}/logs/error.log;
-pid {d}/nginx.pid;
-events {{ worker_connections 32; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/t/body;
-    proxy_temp_path {d}/t/proxy;
-    fastcgi_temp_path {d}/t/fastcgi;
-    uwsgi_temp_path {d}/t/uwsgi;
-    scgi_temp_path {d}/t/scgi;
-    include {d}/conf.d/*.conf;
-    include {d}/sites-enabled/*;
-}}
-"""
 DEFAULT_SITE = """
 server {{
     listen 127.0.0.1:{port} default_server;
@@ -55,7 +39,8 @@ def test_the_matching_sites_error_log_and_proxy_pass_count(tmp_path):
     for sub in ("t", "logs", "conf.d", "sites-available", "sites-enabled"):
         (d / sub).mkdir(parents=True)
     port, backend, wrong = free_port(), free_port(), free_port()
-    (d / "nginx.conf").write_text(MAIN.format(d=d))
+    (d / "nginx.conf").write_text(nginx_conf(d, f"    include {d}/conf.d/*.conf;\n    include {d}/sites-enabled/*;",
+                                             error_log=f"{d}/logs/error.log"))
     (d / "conf.d" / "upstreams.conf").write_text(f"upstream api_backend {{ server 127.0.0.1:{wrong}; }}\n")
     (d / "sites-available" / "default").write_text(DEFAULT_SITE.format(d=d, port=port, backend=backend))
     (d / "sites-available" / "api").write_text(API_SITE.format(d=d, port=port))

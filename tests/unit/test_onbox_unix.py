@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.nginxconf import nginx_conf, stop
 from tests.unit.test_onbox_script import PY38, free_port, run_script, wait_listening
 
 NGINX = "/usr/sbin/nginx"
@@ -42,22 +43,6 @@ class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 Server(path, Handler).serve_forever()
 '''
 
-NGINX_CONF_BASE = """
-user root;  # the workers reach the socket under pytest's private tmp dir
-worker_processes 1;
-error_log {d}/error.log;
-pid {d}/nginx.pid;
-events {{ worker_connections 32; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/t/body;
-    proxy_temp_path {d}/t/proxy;
-    fastcgi_temp_path {d}/t/fastcgi;
-    uwsgi_temp_path {d}/t/uwsgi;
-    scgi_temp_path {d}/t/scgi;
-{sites}
-}}
-"""
 
 
 def wait_socket(path: Path, timeout: float = 10.0) -> None:
@@ -76,16 +61,6 @@ def start_backend(tmp_path: Path, sock: Path, mode: str, marker: str) -> subproc
     return proc
 
 
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def params_for(tmp_path: Path, sock: Path, marker: str, nginx_port: int, **extra) -> dict:
     return dict({"service_manager": "command", "process_match": marker, "backend_socket": str(sock),
                  "nginx_port": nginx_port, "nginx_conf": str(tmp_path / "nginx" / "nginx.conf"),
@@ -102,7 +77,7 @@ def write_site(tmp_path: Path, port: int, target: str) -> None:
         location / {{ proxy_pass {target}; proxy_read_timeout 2s; proxy_connect_timeout 2s; }}
     }}
 """
-    (d / "nginx.conf").write_text(NGINX_CONF_BASE.format(d=d, sites=site))
+    (d / "nginx.conf").write_text(nginx_conf(d, site))
 
 
 @needs_nginx

@@ -30,6 +30,8 @@ def _service(v: dict[str, Any], c: dict[str, Any]) -> str:
         parts.append(f"up {v['uptime_s']:.0f}s")
     if v.get("restarts_recent"):
         parts.append(f"{v['restarts_recent']} restart(s)")
+    if v.get("app_server"):
+        parts.append(f"{v['app_server']}" + (f" with {v['workers']} worker(s)" if v.get("workers") else ""))
     if v.get("crash_loop"):
         parts.append("CRASH LOOP")
     return ", ".join(parts)
@@ -91,7 +93,8 @@ def _database(v: dict[str, Any], c: dict[str, Any]) -> str:
     tcp = v.get("tcp")
     where = "-" if not tcp else f"{tcp['host']}:{tcp['port']} " + ("reachable" if tcp.get("reachable") else
                                                                    f"unreachable ({tcp.get('error')})")
-    return f"health says {v.get('from_health')}; tcp {where}"
+    said = f"; {v.get('kind')} says {v['error']}: {v.get('message')}" if v.get("error") else ""
+    return f"health says {v.get('from_health')}; tcp {where}{said}"
 
 
 SUMMARIES: dict[str, Callable[[dict[str, Any], dict[str, Any]], str]] = {
