@@ -262,14 +262,16 @@ LOG_DELIVERY = {"logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLog
                 "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies",
                 "logs:DescribeLogGroups"}
 CODE_PATHS: dict[str, set[str]] = {
-    # gatewatch.aws.runtime.load_targets: Powertools parameters.get_parameter
-    "targets": {"ssm:GetParameter"},
+    # gatewatch.aws.runtime.load_targets: Powertools parameters.get_parameter (decrypt=True: the targets are a
+    # SecureString under the stack's key, decrypted through SSM; moto cannot show the KMS call)
+    "targets": {"ssm:GetParameter", "kms:Decrypt"},
     # pipeline round via DynamoDBStore: get_state/get_incident (GetItem), put_state/record_probe (conditional
     # PutItem), open_incident (TransactWriteItems of two Puts: authorised as PutItem), update_incident
     # (UpdateItem SET), list_incidents(open_only) (Query on GSI2)
     "store.round": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"},
-    # steps.record_step / record_outcome_step: get_incident, create_incident (if missing), update_incident
-    "store.record": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
+    # steps.record_step / record_outcome_step: get_incident, create_incident (if missing), update_incident;
+    # conclude (record_outcome_step) releases the host lease: release_lock is a conditional DeleteItem
+    "store.record": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
     # remediation guards: acquire_lock/claim (PutItem), release_lock (DeleteItem), update_claim (UpdateItem),
     # cooldown/daily cap list_actions (Query), get_claim/get_lock (GetItem); Powertools idempotency uses
     # GetItem/PutItem/UpdateItem/DeleteItem on the same table

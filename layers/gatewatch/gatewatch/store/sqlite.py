@@ -102,7 +102,7 @@ class SQLiteStore(ResultsStore):
     def history(self, target: str | None = None, limit: int = 50) -> list[ProbeRecord]:
         where, args = ("WHERE target = ?", (target,)) if target else ("", ())
         rows = self._run(
-            f"SELECT target, at, status, reason, total_ms, result FROM probes {where} "  # noqa: S608 - fixed text
+            f"SELECT target, at, status, reason, total_ms, result FROM probes {where} "  # noqa: S608  # nosec B608 - fixed
             "ORDER BY id DESC LIMIT ?",
             (*args, limit),
         ).fetchall()
@@ -225,7 +225,7 @@ class SQLiteStore(ResultsStore):
             clauses.append("status = 'open'")
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._run(
-            f"SELECT doc FROM incidents {where} ORDER BY opened_at DESC, id DESC LIMIT ?",  # noqa: S608
+            f"SELECT doc FROM incidents {where} ORDER BY opened_at DESC, id DESC LIMIT ?",  # noqa: S608  # nosec B608 - fixed
             (*args, limit),
         ).fetchall()
         return [Incident(**json.loads(r[0])) for r in rows]
@@ -246,7 +246,8 @@ class SQLiteStore(ResultsStore):
             clauses.append("target = ?")
             args.append(target)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._run(f"SELECT doc FROM actions {where} ORDER BY id", tuple(args)).fetchall()  # noqa: S608
+        sql = f"SELECT doc FROM actions {where} ORDER BY id"  # noqa: S608  # nosec B608 - fixed clauses, bound values
+        rows = self._run(sql, tuple(args)).fetchall()
         return [ActionRecord(**json.loads(r[0])) for r in rows]
 
     # leases and claims (remediation): each is one SQL statement, so it is atomic across connections and processes
