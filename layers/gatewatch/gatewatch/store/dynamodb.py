@@ -206,8 +206,8 @@ class DynamoDBStore(ResultsStore):
         when = f"{record.at}#{self._seq.next()}"
         self._put({
             **record.to_dict(),
-            "PK": f"TARGET#{record.target}", "SK": f"PROBE#{when}",
-            "GSI2PK": "PROBE", "GSI2SK": when, "kind": "probe",
+            # no GSI2 copy: nothing queries probes across targets by index (it doubled every probe's write units)
+            "PK": f"TARGET#{record.target}", "SK": f"PROBE#{when}", "kind": "probe",
             "expires_at": int(time.time()) + self.probe_ttl_days * 86_400,
         })
 
@@ -216,8 +216,10 @@ class DynamoDBStore(ResultsStore):
             return []
         if target:
             items = self._query("PK", f"TARGET#{target}", "PROBE#", newest_first=True, limit=limit)
-        else:
-            items = self._query("GSI2PK", "PROBE", index=GSI_BY_KIND, newest_first=True, limit=limit)
+        else:  # every target's newest `limit`, merged: one Query per target (CLI `history` without --target)
+            items = [i for s in self.list_states()
+                     for i in self._query("PK", f"TARGET#{s.target}", "PROBE#", newest_first=True, limit=limit)]
+            items = sorted(items, key=lambda i: i.get("SK", ""), reverse=True)[:limit]
         return [ProbeRecord(**_fields_of(ProbeRecord, i)) for i in items]
 
     def probes_between(self, target: str, since: str, until: str | None = None) -> list[ProbeRecord]:
