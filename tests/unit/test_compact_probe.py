@@ -116,3 +116,30 @@ def test_probes_are_not_copied_into_gsi2_and_history_across_targets_still_works(
     assert gsi2["Items"] == []
     assert [p.result["n"] for p in store.history()] == [2, 1]
     assert [p.result["n"] for p in store.history(limit=1)] == [2]
+
+
+def test_open_incidents_live_in_a_sparse_partition_left_on_resolve(dynamo):
+    """Only open incidents carry GSI2PK = INCIDENT#open; open_only reads just that partition (bounded by the open
+    incidents, not the history), and resolving moves the incident out."""
+    from gatewatch.store import Incident
+
+    client, store = dynamo
+    store.create_incident(Incident("api-0", "api", "2026-01-01T00:00:00.000Z"))
+    for n in range(1, 6):
+        store.create_incident(Incident(f"api-{n}", "api", f"2026-01-01T0{n}:00:00.000Z", status="resolved"))
+    store.create_incident(Incident("web-1", "web", "2026-01-01T07:00:00.000Z"))
+
+    def partition(status: str) -> list[str]:
+        out = client.query(TableName="gw", IndexName="GSI2", KeyConditionExpression="GSI2PK = :p",
+                           ExpressionAttributeValues={":p": {"S": status}})
+        return sorted(i["id"]["S"] for i in out["Items"])
+
+    assert partition("INCIDENT#open") == ["api-0", "web-1"]
+    calls = []
+    client.meta.events.register("provide-client-params.dynamodb.Query", lambda params, **_: calls.append(params))
+    assert [i.id for i in store.list_incidents(target="api", open_only=True)] == ["api-0"]
+    assert [c["ExpressionAttributeValues"][":pk"]["S"] for c in calls] == ["INCIDENT#open"]
+    store.update_incident("web-1", status="resolved", resolved_at="2026-01-01T08:00:00.000Z")
+    assert partition("INCIDENT#open") == ["api-0"] and "web-1" in partition("INCIDENT")
+    assert [i.id for i in store.list_incidents(open_only=True)] == ["api-0"]
+    assert [i.id for i in store.list_incidents(limit=3)] == ["web-1", "api-5", "api-4"]

@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS incidents (
     id TEXT PRIMARY KEY, target TEXT NOT NULL, opened_at TEXT NOT NULL, status TEXT NOT NULL, doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS incidents_by_target ON incidents (target, opened_at);
+CREATE INDEX IF NOT EXISTS incidents_open ON incidents (opened_at) WHERE status = 'open';
 CREATE TABLE IF NOT EXISTS actions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     incident_id TEXT NOT NULL, target TEXT NOT NULL, at TEXT NOT NULL, doc TEXT NOT NULL
