@@ -261,7 +261,8 @@ LOG_DELIVERY = {"logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLog
                 "logs:DescribeLogGroups"}
 CODE_PATHS: dict[str, set[str]] = {
     # gatewatch.aws.runtime.load_targets: Powertools parameters.get_parameter
-    "targets": {"ssm:GetParameter"},
+    "targets": {"ssm:GetParameter",  # legacy TARGETS_PARAMETER
+                "s3:GetObject", "kms:Decrypt"},  # TARGETS_BUCKET (gatewatch.aws.targets_store, SSE-KMS stack key)
     # pipeline round via DynamoDBStore: get_state (GetItem), put_state/record_probe/create_incident/update_incident
     # (conditional PutItem), list_incidents(open_only) (Query on GSI2)
     "store.round": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"},
