@@ -61,6 +61,21 @@ wheel: venv
 bench: venv
 	$(BIN)/python benchmarks/probe_bench.py
 
+# Issue 13's benchmarks (figures and machine in benchmarks/README.md; none of them runs in `make test`).
+.PHONY: bench-cost bench-round bench-import bench-peers bench-latency bench-scale
+bench-cost: venv
+	$(BIN)/python benchmarks/cost_model.py
+bench-round: venv
+	$(BIN)/python benchmarks/round_bench.py --write
+bench-import: venv
+	$(BIN)/python benchmarks/import_bench.py --no-bytecode
+bench-peers: venv
+	$(BIN)/python benchmarks/blackbox_compare.py
+bench-latency: venv
+	$(BIN)/python benchmarks/latency_cgroup.py
+bench-scale: venv
+	$(BIN)/python benchmarks/scale_bench.py
+
 demo: setup
 	$(BIN)/gatewatch lab demo
 

@@ -27,11 +27,20 @@ import threading
 import time
 
 BODY = b'{"status": "ok"}'
+# /page: a 2 KB JSON document, the size of a small health or API answer (the stored record keeps an excerpt of it)
+PAGE = b'{"status": "ok", "padding": "' + b"x" * (2048 - 31) + b'"}'
 
 
 # ---- the server (runs in a child process) -------------------------------------------------------------------
 
-def serve(delay_s: float) -> None:
+def serve(delay_s: float, cert: str | None = None, key: str | None = None) -> None:
+    """Answers after ``delay_s``; with ``cert``/``key`` it speaks TLS (the handshake is in the connection's thread)."""
+    tls = None
+    if cert:
+        import ssl
+
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(cert, key)
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
@@ -39,6 +48,13 @@ def serve(delay_s: float) -> None:
     print(listener.getsockname()[1], flush=True)
 
     def answer(conn: socket.socket) -> None:
+        if tls is not None:
+            try:
+                conn.settimeout(10)
+                conn = tls.wrap_socket(conn, server_side=True)
+            except OSError:
+                conn.close()
+                return
         with conn:
             conn.settimeout(10)
             buf = b""
@@ -48,10 +64,11 @@ def serve(delay_s: float) -> None:
                     return
                 buf += data
             path = buf.split(b" ", 2)[1]
-            if path != b"/nodelay":
+            if path not in (b"/nodelay", b"/page"):
                 time.sleep(delay_s)
+            body = PAGE if path == b"/page" else BODY
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                         + str(len(BODY)).encode() + b"\r\nConnection: close\r\n\r\n" + BODY)
+                         + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
 
     while True:
         conn, _ = listener.accept()
@@ -123,9 +140,11 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=50, help="runs per tool for the curl comparison")
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--tls-cert", help=argparse.SUPPRESS)
+    ap.add_argument("--tls-key", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
-        serve(args.delay_ms / 1000)
+        serve(args.delay_ms / 1000, args.tls_cert, args.tls_key)
         return 0
 
     proc, port = start_server(args.delay_ms)

@@ -15,8 +15,22 @@ NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "Gatewatch"
 metrics = Metrics(namespace=NAMESPACE)
 
 
+# Custom metrics with a ``target`` dimension cost $0.30 each per target-month, more than the rest of a target's
+# cost together, so they are a policy (the template's PerTargetMetrics parameter); the fleet metrics are always on.
+PER_TARGET_METRICS = {"none": (), "success": ("ProbeSuccess",), "all": ("ProbeSuccess", "Latency")}
+# Every round emits these; TargetsDown's sample count is also the prober's heartbeat (ProberSilentAlarm).
+FLEET_METRICS = ("TargetsDown", "OpenIncidents")
+# Emitted when the fleet has HTTPS targets (the cost model counts them as always on); CertDaysLeft carries a target
+# dimension and is emitted only for certificates inside their warn_days.
+CERTIFICATE_METRICS = ("CertificatesCritical",)
+RARE_PER_TARGET_METRICS = ("CertDaysLeft",)
+
+
+def per_target_metrics() -> tuple[str, ...]:
+    return PER_TARGET_METRICS.get(os.environ.get("PER_TARGET_METRICS", "none"), ())
+
+
 def _per_target(name: str, unit: str, value: float, target: str) -> None:
-    """Per-target metrics carry a ``target`` dimension; kept to two per target because each costs money."""
     with single_metric(name=name, unit=unit, value=value, namespace=NAMESPACE) as metric:
         metric.add_dimension(name="target", value=target)
 
@@ -27,7 +41,9 @@ def _certificates(reports) -> None:
     days = [r.cert_days_left for r in reports if r.cert_days_left is not None]
     if not days:
         return
-    metrics.add_metric(name="CertDaysLeftMin", unit=MetricUnit.Count, value=min(days))
+    # the fleet minimum rides in the EMF document as a property (Logs Insights can chart it): as a metric it would
+    # cost $0.30 a month for what CertificatesCritical and the per-target CertDaysLeft already tell
+    metrics.add_metadata(key="cert_days_left_min", value=min(days))
     critical = 0
     for r in reports:
         info = (r.certificate or {}).get("certificate") or {}
@@ -43,11 +59,13 @@ def handler(event: dict, context: LambdaContext) -> dict:
     config = runtime.load_targets()
     reports = probe_step(config, runtime.store(), runtime.notifier(), runtime.start_execution)
     down = 0
+    wanted = per_target_metrics()
     for report in reports:
         up = report.status != "down"
         down += not up
-        _per_target("ProbeSuccess", MetricUnit.Count, 1 if up else 0, report.target)
-        if report.latency_ms is not None:
+        if "ProbeSuccess" in wanted:
+            _per_target("ProbeSuccess", MetricUnit.Count, 1 if up else 0, report.target)
+        if "Latency" in wanted and report.latency_ms is not None:
             _per_target("Latency", MetricUnit.Milliseconds, report.latency_ms, report.target)
         if report.event:
             logger.info("incident event", extra={"target": report.target, "event": report.event,
@@ -56,7 +74,6 @@ def handler(event: dict, context: LambdaContext) -> dict:
     metrics.add_metric(name="TargetsDown", unit=MetricUnit.Count, value=down)
     metrics.add_metric(name="OpenIncidents", unit=MetricUnit.Count,
                        value=len(runtime.store().list_incidents(open_only=True, limit=1000)))
-    metrics.add_metric(name="Heartbeat", unit=MetricUnit.Count, value=1)
     return {"targets": len(reports), "down": down,
             "events": [{"target": r.target, "event": r.event, "incident_id": r.incident_id} for r in reports
                        if r.event]}

@@ -276,8 +276,9 @@ CODE_PATHS: dict[str, set[str]] = {
     # gatewatch.views.status.publish_status_page: get_state (GetItem), probes_between, list_incidents (Query)
     "store.status_page": {"dynamodb:GetItem", "dynamodb:Query"},
     "status_page.write": {"s3:PutObject"},
-    # gatewatch.notify.aws.notify_step: put_notification (PutItem), list_notifications (Query)
-    "store.notifications": {"dynamodb:PutItem", "dynamodb:Query"},
+    # gatewatch.notify.aws.notify_step: put_notification (PutItem), list_notifications (Query), the incident of a
+    # state-machine notification (get_incident: GetItem)
+    "store.notifications": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"},
     # gatewatch.notify.secrets.SecretEnvironment: SecureString parameters and Secrets Manager
     "notify.secrets": {"ssm:GetParameter", "secretsmanager:GetSecretValue"},
     # gatewatch.aws.runtime.start_execution

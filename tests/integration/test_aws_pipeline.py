@@ -129,12 +129,16 @@ def test_probe_tick_to_verdict_notification_and_metrics(deployed, capsys):
     [message] = deployed.queue.read(expect=1)
     assert message["Subject"].startswith("[gatewatch] DOWN api ")
     assert "What the outside sees: POST" in message["Message"] and incident.verdict["title"] in message["Message"]
+    # the NotifyFunction routes on these attributes (alert)
+    attributes = {k: v.get("Value") for k, v in (message.get("MessageAttributes") or {}).items()}
+    assert attributes == {"kind": "diagnosed", "target": "api", "incident_id": incident.id}
 
-    # metrics as CloudWatch EMF on stdout: two per target plus the global ones
+    # metrics as CloudWatch EMF on stdout: the fleet's by default (per-target metrics are the PerTargetMetrics
+    # parameter, test_probe_metrics_policy.py)
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
     names = {m["Name"] for doc in emf for d in doc["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
-    assert {"ProbeSuccess", "Latency", "TargetsDown", "Heartbeat", "OpenIncidents"} <= names
-    assert any(doc.get("target") == "api" and doc.get("ProbeSuccess") == [0.0] for doc in emf)
+    assert {"TargetsDown", "OpenIncidents"} <= names
+    assert not any("target" in doc for doc in emf)
 
 
 def test_unregistered_instance_is_host_unreachable(deployed):

@@ -109,3 +109,33 @@ def test_alarms_on_the_topic_become_notifications_to_the_default_channels():
     assert n.kind == "error" and n.target == "gatewatch" and "Threshold Crossed" in n.text
     assert n.subject.startswith("[gatewatch] ALARM gatewatch alarm: gw-UndeliveredNotificationsAlarm")
     assert notification_from_sns("not json") is None and notification_from_sns('{"x": 1}') is None
+
+
+def test_the_state_machine_plain_publish_reaches_the_channels_with_the_verdict_from_the_table(stack):
+    """The DiagnoseStateMachine publishes subject + text with kind/target/incident_id attributes (ASL Notify)."""
+    import json as _json
+    from pathlib import Path
+
+    from gatewatch.store import Incident
+    from gatewatch.tree import diagnose
+
+    app, slack, hook, store = stack
+    facts = _json.loads((Path(__file__).resolve().parents[1] / "events" / "facts" / "classic" /
+                         "backend_hung.json").read_text())
+    verdict = diagnose(facts)
+    store.create_incident(Incident("shop-20260101T000000Z", "shop", "2026-01-01T00:00:00.000Z",
+                                   category=verdict["category"], verdict=verdict, facts=facts))
+    asl = _json.loads((Path(__file__).resolve().parents[2] / "infra" / "statemachine" /
+                       "diagnose.asl.json").read_text())
+    attrs = asl["States"]["Notify"]["Parameters"]["MessageAttributes"]
+    assert set(attrs) == {"kind", "target", "incident_id"}
+    event = {"Records": [{"Sns": {"Subject": "[gatewatch] DOWN shop backend_hung: stuck", "Message": "shop is DOWN.",
+                                  "MessageAttributes": {"kind": {"Type": "String", "Value": "diagnosed"},
+                                                        "target": {"Type": "String", "Value": "shop"},
+                                                        "incident_id": {"Type": "String",
+                                                                        "Value": "shop-20260101T000000Z"}}}}]}
+    counts = app.handler(event, lambda_context("notify"))
+    assert counts["delivered"] == 2
+    blocks = slack.requests[0].json()["blocks"]
+    assert any("Evidence that decided it" in (b.get("text") or {}).get("text", "") for b in blocks)
+    assert hook.requests[0].json()["data"]["verdict"]["category"] == "backend_hung"

@@ -130,7 +130,9 @@ def test_table_topic_and_documents(template):
     table = template["Resources"]["GatewatchTable"]["Properties"]
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
-    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    # PITR is a cost switch (PointInTimeRecovery parameter, off by default; benchmarks/cost_model.py prices it)
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] == {
+        "Fn::If": ["PitrEnabled", True, False]}
     assert table["SSESpecification"]["SSEEnabled"] is True
     topic = template["Resources"]["IncidentTopic"]["Properties"]
     assert topic["KmsMasterKeyId"] == {"Ref": "TopicKey"}
@@ -144,12 +146,14 @@ def test_alarms_watch_the_metrics_the_prober_emits(template):
     down, silent = alarms["TargetsDownAlarm"]["Properties"], alarms["ProberSilentAlarm"]["Properties"]
     assert (down["Namespace"], down["MetricName"], down["Threshold"]) == ("Gatewatch", "TargetsDown", 1)
     assert down["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
-    assert (silent["MetricName"], silent["TreatMissingData"]) == ("Heartbeat", "breaching")
+    # every round emits TargetsDown: its sample count is the heartbeat (no separate Heartbeat metric to pay for)
+    assert (silent["MetricName"], silent["Statistic"], silent["TreatMissingData"]) == (
+        "TargetsDown", "SampleCount", "breaching")
     for props in (down, silent):
         assert props["Dimensions"] == [{"Name": "service", "Value": "gatewatch"}]
         assert props["AlarmActions"] == [{"Ref": "IncidentTopic"}]
     body = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
-    for metric in ("ProbeSuccess", "Latency", "OpenIncidents", "TargetsDown", "Heartbeat"):
+    for metric in ("ProbeSuccess", "Latency", "OpenIncidents", "TargetsDown"):
         assert metric in body
     json.loads(re.sub(r"\$\{[^}]+\}", "X", body))  # the dashboard body is valid JSON
 

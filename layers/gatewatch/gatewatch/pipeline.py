@@ -11,10 +11,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gatewatch.clock import Clock, iso
-from gatewatch.config.models import Config, Target
 from gatewatch.facts import (
     build_facts,
     config_section,
@@ -30,6 +29,9 @@ from gatewatch.runner.base import CommandRunner
 from gatewatch.store.base import Incident, ProbeRecord, ResultsStore, TargetState
 from gatewatch.store.exceptions import ConflictError
 from gatewatch.tree import diagnose
+
+if TYPE_CHECKING:  # annotations only: the pydantic models load when a config is parsed
+    from gatewatch.config.models import Config, Target
 
 log = logging.getLogger("gatewatch.pipeline")
 ONBOX_TIMEOUT_S = 30.0

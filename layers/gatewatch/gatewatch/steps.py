@@ -7,10 +7,9 @@ call these, so every step is testable without AWS and the library keeps no AWS S
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gatewatch.clock import Clock
-from gatewatch.config.models import Config, Target
 from gatewatch.facts import build_facts, config_section, local_health_check, outside_check, run_from_invocation
 from gatewatch.incidents import resolve_auto_remediated
 from gatewatch.messages import incident_opened, outside_summary, subject_line
@@ -18,6 +17,9 @@ from gatewatch.pipeline import Pipeline, RoundReport, fetch_openapi_paths
 from gatewatch.store.base import Incident, ResultsStore
 from gatewatch.tree import derive, load_tree, verdict_from_trail
 from gatewatch.tree.asl import trail_nodes
+
+if TYPE_CHECKING:  # the pydantic models cost ~150 ms to import: a handler loads them when it parses a config
+    from gatewatch.config.models import Config, Target
 
 MODES = ("off", "suggest", "auto")
 
@@ -122,7 +124,7 @@ def record_step(state: dict[str, Any], store: ResultsStore, config: Config | Non
                        "summary": f"remediation mode is {mode}: {verdict['remediation']} is not considered"}
     subject, text = incident_opened(incident_id, state["target"], state.get("outside") or facts.get("outside") or {},
                                     verdict, remediation)
-    return {"verdict": verdict, "notification": {"subject": subject, "text": text},
+    return {"verdict": verdict, "notification": {"subject": subject, "text": text, "kind": "diagnosed"},
             "remediation_candidate": candidate}
 
 
@@ -216,5 +218,6 @@ def record_outcome_step(state: dict[str, Any], store: ResultsStore, clock: Clock
     elif remediation["result"] == "escalate":
         subject = subject_line("HUMAN NEEDED", target_name, verdict.get("category"),
                                f"{remediation['action']} did not fix it")
-    return {"verdict": verdict, "notification": {"subject": subject, "text": text},
+    kind = {"verified": "remediated", "escalate": "escalated"}.get(remediation["result"], "diagnosed")
+    return {"verdict": verdict, "notification": {"subject": subject, "text": text, "kind": kind},
             "remediation_candidate": False}

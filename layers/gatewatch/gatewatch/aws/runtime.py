@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gatewatch.config import Config, load_config_text
+if TYPE_CHECKING:
+    from gatewatch.config import Config
 
 CONFIG_MAX_AGE_S = 300  # Powertools' parameter cache: a changed targets file is picked up within 5 minutes
 
@@ -33,7 +34,15 @@ def load_targets(parameter_name: str | None = None) -> Config:
 
     name = parameter_name or env("TARGETS_PARAMETER")
     text = parameters.get_parameter(name, decrypt=True, max_age=CONFIG_MAX_AGE_S)
-    return load_config_text(text, source=f"ssm:{name}", environ=os.environ)
+    return _parse_targets(text, f"ssm:{name}")
+
+
+@lru_cache(maxsize=2)
+def _parse_targets(text: str, source: str) -> Config:
+    """Parsed and validated once per container and text (about 1 ms per target): not again every round."""
+    from gatewatch.config import load_config_text
+
+    return load_config_text(text, source=source, environ=os.environ)
 
 
 @lru_cache(maxsize=4)
@@ -126,6 +135,7 @@ def reset() -> None:
     store.cache_clear()
     notifier.cache_clear()
     targets_source.cache_clear()
+    _parse_targets.cache_clear()
     try:  # Powertools' parameter cache (max_age 300 s) would hand the next case the previous case's targets
         from aws_lambda_powertools.utilities.parameters import base, clear_caches
 

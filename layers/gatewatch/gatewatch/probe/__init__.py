@@ -7,7 +7,7 @@ from gatewatch.probe.cloudflare import CLOUDFLARE_CODES
 from gatewatch.probe.engine import Expectations, probe_url
 from gatewatch.probe.resolve import StaticResolver
 from gatewatch.probe.result import PHASES, REASONS, ProbeResult, TargetResult
-from gatewatch.probe.round import probe_target, probe_targets
+from gatewatch.probe.round import iter_probe_targets, probe_target, probe_targets
 
 __all__ = [
     "CLOUDFLARE_CODES",
@@ -17,6 +17,7 @@ __all__ = [
     "ProbeResult",
     "StaticResolver",
     "TargetResult",
+    "iter_probe_targets",
     "probe_target",
     "probe_targets",
     "probe_url",

@@ -119,7 +119,7 @@ def probe_url(
     finally:
         WATCHDOG.cancel(token)
         guard.close()
-    result.timings_ms.total = round(deadline.elapsed_ms(), 3)
+    result.timings_ms.total = round(deadline.elapsed_ms() - attempt.untimed_s * 1000, 3)
     if response is not None:
         _judge(result, response, exp, max_redirects)
     return result
@@ -136,6 +136,7 @@ class _Attempt:
         self.ca_file = ca_file
         self.max_body_bytes = max_body_bytes
         self.exp: Expectations = exp
+        self.untimed_s = 0.0  # our own work between phases (certificate parsing), left out of the timings
         self.allow_private_redirects = False
         self.origin: tuple[str, int] | None = None  # the address the configured URL connected to
         self.redirected = False
@@ -196,6 +197,10 @@ class _Attempt:
             if tls:
                 sock = self._handshake(sock, host, addrinfos)
                 timings.tls, mark = _ms(mark), time.monotonic()
+                self._describe_peer(sock, host)  # untimed: parsing the certificate is not the server's latency
+                untimed, mark = time.monotonic() - mark, time.monotonic()
+                hop_start += untimed
+                self.untimed_s += untimed
             path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
             host_header = parts.netloc.rpartition("@")[2]
             request = build_request(method, path, host_header, headers, body, USER_AGENT)
@@ -249,14 +254,17 @@ class _Attempt:
             self.result.tls = self._unverified_certificate(host, addrinfos, message)
             when = f" (not_after {self.result.tls.not_after})" if self.result.tls and "expired" in message else ""
             raise ProbeFailure("tls_error", "tls", f"the TLS certificate was rejected: {message}{when}") from None
+        return ssock
+
+    def _describe_peer(self, ssock, host):
         der = ssock.getpeercert(binary_form=True)
         cipher = ssock.cipher()
         self.result.tls = describe(
             der, host, self.clock.now(), verified=self.verify_tls,
             verify_error=None if self.verify_tls else "not checked: verify_tls is false",
             version=ssock.version(), cipher=cipher[0] if cipher else None, checked=self.verify_tls,
+            decoded=ssock.getpeercert() if self.verify_tls else None,
         )
-        return ssock
 
     def _unverified_certificate(self, host, addrinfos, message):
         """A second handshake without verification, within the same deadline, to report the rejected cert."""

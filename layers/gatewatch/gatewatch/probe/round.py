@@ -7,16 +7,20 @@ which is up, and is never retried.
 
 from __future__ import annotations
 
+import itertools
 import threading
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from gatewatch.clock import Clock
-from gatewatch.config.models import Health, Target
 from gatewatch.probe.engine import Expectations, probe_url
 from gatewatch.probe.resolve import Resolver
 from gatewatch.probe.result import ProbeResult, TargetResult
+
+if TYPE_CHECKING:  # annotations only: the engine does not pay for pydantic at import
+    from gatewatch.config.models import Health, Target
 
 
 def probe_target(target: Target, clock: Clock | None = None, resolver: Resolver | None = None) -> TargetResult:
@@ -96,13 +100,36 @@ def probe_health(target: Target, health: Health, clock: Clock, resolver: Resolve
     )
 
 
+def iter_probe_targets(targets: Iterable[Target], concurrency: int = 16, clock: Clock | None = None,
+                       resolver: Resolver | None = None) -> Iterator[tuple[int, Target, TargetResult]]:
+    """Every target on a bounded thread pool, yielding ``(index, target, result)`` as each finishes.
+
+    At most ``2 x concurrency`` targets are in flight or finished-but-not-yet-taken, so memory does not grow with
+    the fleet: the caller records each result and drops it. ``targets`` may be a generator.
+    """
+    clock = clock or Clock()
+    workers = max(1, concurrency)
+    window = 2 * workers
+    pending: dict[Future, tuple[int, Target]] = {}
+    source = enumerate(targets)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gatewatch-probe") as pool:
+        def submit_more() -> None:
+            for index, target in itertools.islice(source, window - len(pending)):
+                pending[pool.submit(probe_target, target, clock, resolver)] = (index, target)
+
+        submit_more()
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                index, target = pending.pop(future)
+                yield index, target, future.result()
+            submit_more()
+
+
 def probe_targets(targets: Sequence[Target], concurrency: int = 16, clock: Clock | None = None,
                   resolver: Resolver | None = None) -> list[TargetResult]:
-    """Every target at once on a bounded thread pool; results come back in target order."""
-    if not targets:
-        return []
-    clock = clock or Clock()
-    workers = max(1, min(concurrency, len(targets)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gatewatch-probe") as pool:
-        futures = [pool.submit(probe_target, t, clock, resolver) for t in targets]
-        return [f.result() for f in futures]
+    """Every target at once on a bounded thread pool; results come back in target order (held: small fleets)."""
+    results: list[TargetResult | None] = [None] * len(targets)
+    for index, _target, result in iter_probe_targets(targets, min(concurrency, len(targets) or 1), clock, resolver):
+        results[index] = result
+    return results  # type: ignore[return-value] - every slot is filled

@@ -2,21 +2,32 @@
 
 Read with ``cryptography`` rather than ``getpeercert()``, which returns nothing useful when verification is off,
 so an expired or untrusted certificate still shows its dates and names.
+
+A fleet usually presents few distinct certificates, so what the DER says (names, dates, self-signature) is read
+once per certificate (cached by SHA-256 fingerprint) and only what depends on the probe (host, clock, verification)
+is computed per attempt. The engine calls ``describe`` after the TLS phase's timer stops. ``cryptography`` is
+imported on the first certificate, not when the engine is imported (it costs about 100 ms at cold start).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import ipaddress
 import os
 import ssl
+import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
-
-from cryptography import x509
-from cryptography.x509.oid import ExtensionOID
+from typing import TYPE_CHECKING, Any
 
 from gatewatch.clock import iso
 from gatewatch.probe.result import TlsInfo
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
+CERT_CACHE_SIZE = 1024  # distinct certificates kept (a few hundred bytes each)
 
 
 def client_context(verify: bool, ca_file: str | None) -> ssl.SSLContext:
@@ -42,35 +53,138 @@ def _context(verify: bool, ca_file: str | None, _stamp: int) -> ssl.SSLContext:
     return ctx
 
 
-def describe(der: bytes, host: str, now: datetime, *, verified: bool, verify_error: str | None,
-             version: str | None, cipher: str | None, checked: bool = True) -> TlsInfo:
+@dataclass(frozen=True)
+class CertFacts:
+    """What one certificate says, independent of who probed it and when."""
+
+    subject: str
+    issuer: str
+    sans: tuple[str, ...]
+    common_names: tuple[str, ...]
+    not_before: datetime | None
+    not_after: datetime | None
+    self_signed: bool
+    error: str | None = None  # set when OpenSSL accepted what cryptography cannot parse
+
+
+_cache: dict[bytes, CertFacts] = {}
+_cache_lock = threading.Lock()
+
+
+def cert_facts(der: bytes, decoded: dict[str, Any] | None = None) -> CertFacts:
+    """Parsed once per certificate: the SHA-256 of the DER is the key (bounded, oldest dropped first).
+
+    ``decoded`` is ``getpeercert()`` of a verified connection: OpenSSL has read the certificate already, so the
+    facts come from it without loading ``cryptography`` (about 15 MiB and 100 ms); it is empty when verification
+    was off, and then the DER is parsed.
+    """
+    key = hashlib.sha256(der).digest()
+    facts = _cache.get(key)
+    if facts is None:
+        facts = _from_decoded(decoded) if decoded else None
+        facts = facts or _parse(der)
+        with _cache_lock:
+            if len(_cache) >= CERT_CACHE_SIZE:
+                _cache.pop(next(iter(_cache)))
+            _cache[key] = facts
+    return facts
+
+
+# OpenSSL's long attribute names in getpeercert(), as RFC 4514 writes them (what cryptography's rfc4514_string says)
+_RDN_NAMES = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU", "countryName": "C",
+              "stateOrProvinceName": "ST", "localityName": "L", "streetAddress": "STREET", "domainComponent": "DC",
+              "userId": "UID"}
+
+
+def _from_decoded(decoded: dict[str, Any]) -> CertFacts | None:
+    """Facts from ``getpeercert()``; None when it holds something this cannot render as cryptography would."""
+    try:
+        subject, issuer = decoded["subject"], decoded["issuer"]
+        names = [_rfc4514(subject), _rfc4514(issuer)]
+        alt = decoded.get("subjectAltName", ())
+        sans = [v for k, v in alt if k == "DNS"] + [str(ipaddress.ip_address(v.strip())) for k, v in alt
+                                                    if k == "IP Address"]
+        return CertFacts(
+            subject=names[0], issuer=names[1], sans=tuple(sans),
+            common_names=tuple(v for rdn in subject for k, v in rdn if k == "commonName"),
+            not_before=datetime.fromtimestamp(ssl.cert_time_to_seconds(decoded["notBefore"]), UTC),
+            not_after=datetime.fromtimestamp(ssl.cert_time_to_seconds(decoded["notAfter"]), UTC),
+            self_signed=subject == issuer,  # a verified chain: a leaf naming itself as issuer is a trusted root
+        )
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+def _rfc4514(rdns: tuple) -> str:
+    parts = []
+    for rdn in reversed(rdns):
+        atoms = []
+        for name, value in rdn:
+            if name not in _RDN_NAMES:
+                raise ValueError(name)  # an OID cryptography prints dotted: let it render this one
+            atoms.append(f"{_RDN_NAMES[name]}={_escape(value)}")
+        parts.append("+".join(atoms))
+    return ",".join(parts)
+
+
+def _escape(value: str) -> str:
+    out = "".join("\\" + c if c in ',+"\\<>;' else c for c in value)
+    if out[:1] in ("#", " "):
+        out = "\\" + out
+    if out.endswith(" ") and not out.endswith("\\ "):
+        out = out[:-1] + "\\ "
+    return out
+
+
+def _parse(der: bytes) -> CertFacts:
+    from cryptography import x509
+
     try:
         cert = x509.load_der_x509_certificate(der)
-        cert.not_valid_after_utc  # noqa: B018 - fail here, not half-way through
+        not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
     except Exception as exc:  # noqa: BLE001 - OpenSSL accepted what cryptography cannot parse: say so, keep going
-        return TlsInfo(version=version, cipher=cipher, subject=f"<unparseable certificate: {exc}>"[:200], issuer="",
-                       sans=[], not_before="", not_after="", days_to_expiry=0.0, self_signed=False,
+        return CertFacts(subject="", issuer="", sans=(), common_names=(), not_before=None, not_after=None,
+                         self_signed=False, error=f"<unparseable certificate: {exc}>"[:200])
+    return CertFacts(
+        subject=cert.subject.rfc4514_string(),
+        issuer=cert.issuer.rfc4514_string(),
+        sans=tuple(subject_alt_names(cert)),
+        common_names=tuple(a.value for a in cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)),
+        not_before=not_before,
+        not_after=not_after,
+        self_signed=is_self_signed(cert),
+    )
+
+
+def describe(der: bytes, host: str, now: datetime, *, verified: bool, verify_error: str | None,
+             version: str | None, cipher: str | None, checked: bool = True,
+             decoded: dict[str, Any] | None = None) -> TlsInfo:
+    facts = cert_facts(der, decoded)
+    if facts.error is not None or facts.not_after is None or facts.not_before is None:
+        return TlsInfo(version=version, cipher=cipher, subject=facts.error or "<unparseable certificate>",
+                       issuer="", sans=[], not_before="", not_after="", days_to_expiry=0.0, self_signed=False,
                        verified=verified, verify_error=verify_error, hostname_match=verified, checked=checked)
-    not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
-    sans = subject_alt_names(cert)
     return TlsInfo(
         version=version,
         cipher=cipher,
-        subject=cert.subject.rfc4514_string(),
-        issuer=cert.issuer.rfc4514_string(),
-        sans=sans,
-        not_before=iso(not_before),
-        not_after=iso(not_after),
-        days_to_expiry=round((not_after - now.astimezone(UTC)).total_seconds() / 86400, 3),
-        self_signed=is_self_signed(cert),
+        subject=facts.subject,
+        issuer=facts.issuer,
+        sans=list(facts.sans),
+        not_before=iso(facts.not_before),
+        not_after=iso(facts.not_after),
+        days_to_expiry=round((facts.not_after - now.astimezone(UTC)).total_seconds() / 86400, 3),
+        self_signed=facts.self_signed,
         verified=verified,
         verify_error=verify_error,
-        hostname_match=hostname_matches(host, sans, cert),
+        hostname_match=hostname_matches(host, list(facts.sans), facts.common_names),
         checked=checked,
     )
 
 
 def subject_alt_names(cert: x509.Certificate) -> list[str]:
+    from cryptography import x509
+    from cryptography.x509.oid import ExtensionOID
+
     try:
         ext = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
     except x509.ExtensionNotFound:
@@ -90,7 +204,7 @@ def is_self_signed(cert: x509.Certificate) -> bool:
     return True
 
 
-def hostname_matches(host: str, sans: list[str], cert: x509.Certificate) -> bool:
+def hostname_matches(host: str, sans: list[str], common_names: tuple[str, ...]) -> bool:
     """RFC 6125 in short: SANs win; a wildcard covers exactly one left-most label; IPs match IP SANs only."""
     host = host.rstrip(".").lower()
     try:
@@ -101,7 +215,7 @@ def hostname_matches(host: str, sans: list[str], cert: x509.Certificate) -> bool
         return any(_same_ip(ip, s) for s in sans)
     names = [s.lower() for s in sans if not _is_ip(s)]
     if not sans:  # legacy: the common name, only when there are no SANs at all
-        names = [a.value.lower() for a in cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)]
+        names = [str(n).lower() for n in common_names]
     return any(_dns_match(host, n) for n in names)
 
 

@@ -13,7 +13,17 @@ from gatewatch.runner.base import (
     RunResult,
 )
 from gatewatch.runner.exceptions import RunnerError
-from gatewatch.runner.local import LocalRunner
+
+
+def __getattr__(name: str):
+    """``LocalRunner`` loads on first use: it pulls in the config models, which a Lambda handler importing the
+    port (``gatewatch.runner.base``) should not pay for at cold start."""
+    if name == "LocalRunner":
+        from gatewatch.runner.local import LocalRunner
+
+        return LocalRunner
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CANCELLED",

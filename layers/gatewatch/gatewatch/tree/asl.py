@@ -35,6 +35,14 @@ PENDING = ("Pending", "InProgress", "Delayed", "Cancelling")
 SIGNALS_PATH = "$.diag.signals"
 
 
+def _sns_attributes(kind_path: str | None) -> dict[str, Any]:
+    """SNS MessageAttributes of a state-machine notification: the kind, the target and the incident."""
+    kind = {"DataType": "String", "StringValue.$": kind_path} if kind_path else {"DataType": "String",
+                                                                                 "StringValue": "error"}
+    return {"kind": kind, "target": {"DataType": "String", "StringValue.$": "$.target"},
+            "incident_id": {"DataType": "String", "StringValue.$": "$.incident_id"}}
+
+
 def _state_name(kind: str, ref: str) -> str:
     return f"{kind}_{ref}"
 
@@ -280,6 +288,8 @@ def build_definition(tree: Tree) -> dict[str, Any]:
             "TopicArn": "${TopicArn}",
             "Subject.$": "$.record.notification.subject",
             "Message.$": "$.record.notification.text",
+            # the NotifyFunction routes on these (kind, target, incident) and reads the verdict from the table
+            "MessageAttributes": _sns_attributes("$.record.notification.kind"),
         },
         "ResultPath": "$.notified",
         "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 2, "MaxAttempts": 3, "BackoffRate": 2}],
@@ -294,6 +304,7 @@ def build_definition(tree: Tree) -> dict[str, Any]:
             "Message.$": "States.Format('gatewatch could not finish diagnosing incident {} of {}. What is known: "
                          "the outside probe failed ({}). Error: {}', $.incident_id, $.target, "
                          "$.outside.probe.reason, $.error.Cause)",
+            "MessageAttributes": _sns_attributes(None),
         },
         "ResultPath": "$.notified",
         "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 2, "MaxAttempts": 3, "BackoffRate": 2}],

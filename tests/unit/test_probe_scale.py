@@ -1,0 +1,130 @@
+"""The engine at fleet scale: certificates parsed once per certificate and outside the timed TLS phase; a round
+streamed with a bounded number of results held, whatever the fleet size."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from gatewatch.config import Target
+from gatewatch.probe import StaticResolver, iter_probe_targets, probe_targets, probe_url, tls_info
+from tests.servers import CertFactory, Reply, http_server
+
+LAB = StaticResolver({"api.lab.test": "127.0.0.1"})
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    return CertFactory(tmp_path_factory.mktemp("certs"))
+
+
+def test_a_certificate_is_parsed_once_and_not_inside_the_tls_phase(certs, monkeypatch):
+    issued = certs.leaf(["api.lab.test"], valid_to_days=30)
+    parsed = []
+
+    def slow(real):
+        def parse(cert):
+            parsed.append(cert)
+            time.sleep(0.2)  # a parse far slower than a loopback handshake: it must not show in the timings
+            return real(cert)
+        return parse
+
+    monkeypatch.setattr(tls_info, "_parse", slow(tls_info._parse))
+    monkeypatch.setattr(tls_info, "_from_decoded", slow(tls_info._from_decoded))
+    tls_info._cache.clear()
+    with http_server({"/": Reply(200, {"ok": True})}, tls=issued.server_context()) as server:
+        url = server.url("/", host="api.lab.test")
+        first, second = (probe_url(url, resolver=LAB, timeout_s=5, ca_file=str(certs.ca_file)) for _ in range(2))
+    assert first.ok and second.ok
+    assert len(parsed) == 1, "the second probe of the same certificate must come from the cache"
+    assert first.tls.subject == second.tls.subject == "CN=api.lab.test" and first.tls.hostname_match
+    for r in (first, second):
+        assert r.timings_ms.tls < 150 and r.timings_ms.total < 150, r.timings_ms
+        assert r.timings_ms.starttransfer < 150, r.timings_ms
+
+
+def test_a_round_is_streamed_with_a_bounded_window():
+    release = threading.Event()
+    in_flight_max = []
+    lock = threading.Lock()
+    state = {"now": 0}
+
+    def route(_req):
+        with lock:
+            state["now"] += 1
+            in_flight_max.append(state["now"])
+        release.wait(5)
+        with lock:
+            state["now"] -= 1
+        return Reply(200, {"ok": True})
+
+    with http_server({"/": route}) as server:
+        url = server.url("/")
+        made = []
+
+        def targets():  # a generator: the round must not materialise the fleet either
+            for i in range(40):
+                made.append(i)
+                yield Target.model_validate({"name": f"t{i}", "url": url, "timeout_s": 5,
+                                             "confirm": {"retries": 0}})
+
+        stream = iter_probe_targets(targets(), concurrency=4)
+        time.sleep(0.3)  # nothing runs before the first result is asked for
+        assert made == []
+        threading.Timer(0.3, release.set).start()
+        index, target, result = next(stream)
+        assert len(made) <= 8, "at most 2 x concurrency targets are taken from the source ahead of the caller"
+        rest = list(stream)
+    assert max(in_flight_max) <= 4
+    seen = sorted([index] + [i for i, _t, _r in rest])
+    assert seen == list(range(40))
+    assert all(r.status == "up" for _i, _t, r in rest) and result.status == "up" and target.name == f"t{index}"
+
+
+def test_probe_targets_keeps_target_order():
+    with http_server({"/": Reply(200, {"ok": True})}) as server:
+        fleet = [Target.model_validate({"name": f"t{i}", "url": server.url("/"), "confirm": {"retries": 0}})
+                 for i in range(12)]
+        results = probe_targets(fleet, concurrency=5)
+    assert [r.target for r in results] == [t.name for t in fleet]
+    assert probe_targets([], concurrency=5) == []
+
+
+def _cert(subject_attrs, sans):
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(oid, value) for oid, value in subject_attrs])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(7).not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=9))
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False).sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM), cert.public_bytes(serialization.Encoding.DER)
+
+
+def test_facts_from_openssl_equal_the_cryptography_parse(tmp_path):
+    """A verified connection's getpeercert() replaces the cryptography parse: the facts must be the same."""
+    import ipaddress
+    import ssl
+
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    pem, der = _cert(
+        [(NameOID.COUNTRY_NAME, "DE"), (NameOID.ORGANIZATION_NAME, 'Acme, "Inc" <x>;+'),
+         (NameOID.ORGANIZATIONAL_UNIT_NAME, " spaced "), (NameOID.COMMON_NAME, "#api.lab.test")],
+        [x509.DNSName("api.lab.test"), x509.IPAddress(ipaddress.ip_address("2001:db8::1")),
+         x509.DNSName("*.lab.test"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
+    )
+    path = tmp_path / "c.pem"
+    path.write_bytes(pem)
+    decoded = ssl._ssl._test_decode_cert(str(path))  # what getpeercert() returns for this certificate
+    from_openssl, from_cryptography = tls_info._from_decoded(decoded), tls_info._parse(der)
+    assert from_openssl == from_cryptography
+    assert from_openssl.sans == ("api.lab.test", "*.lab.test", "2001:db8::1", "127.0.0.1")
