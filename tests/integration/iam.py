@@ -292,6 +292,8 @@ CODE_PATHS: dict[str, set[str]] = {
     "sfn.notify": {"sns:Publish", "kms:GenerateDataKey", "kms:Decrypt"},
     # aws-sdk:ssm:sendCommand / getCommandInvocation tasks
     "sfn.ssm": {"ssm:SendCommand", "ssm:GetCommandInvocation"},
+    # HostByTags (gatewatch.tree.asl._host_by_tags): aws-sdk:ec2:describeInstances for host.instance_tags
+    "sfn.ec2": {"ec2:DescribeInstances"},
     # Logging: Level ALL on the state machine (Step Functions delivers the logs with the role's permissions)
     "sfn.logging": LOG_DELIVERY,
 }
@@ -303,7 +305,7 @@ ROLE_CODE_PATHS: dict[str, list[str]] = {
     "ReprobeFunction": ["targets"],
     "NotifyFunction": ["targets", "store.notifications", "notify.secrets", "lambda.dlq"],
     "StatusPageFunction": ["targets", "store.status_page", "status_page.write"],
-    "DiagnoseStateMachine": ["sfn.steps", "sfn.notify", "sfn.ssm", "sfn.logging"],
+    "DiagnoseStateMachine": ["sfn.steps", "sfn.notify", "sfn.ssm", "sfn.ec2", "sfn.logging"],
 }
 # Granted and needed, but moto cannot show their use (docs/aws.md lists them): KMS for the encrypted topic (moto's
 # SNS does not encrypt), log delivery (moto's Step Functions writes no logs), the DLQ (moto's Lambda has none).
