@@ -108,13 +108,15 @@ def granted_actions(owner: str) -> set[str]:
 
 
 # moto names a few actions differently from IAM (its request's operation name): IAM name -> moto's name.
-MOTO_ACTION_NAMES = {"lambda:InvokeFunction": "lambda:Invoke"}
-IAM_ACTION_NAMES = {v: k for k, v in MOTO_ACTION_NAMES.items()}
+# TransactWriteItems is no IAM action (AWS authorises each Put as dynamodb:PutItem); moto checks it by that name.
+MOTO_ACTION_NAMES = {"lambda:InvokeFunction": ["lambda:Invoke"], "dynamodb:PutItem": ["dynamodb:PutItem",
+                                                                                     "dynamodb:TransactWriteItems"]}
+IAM_ACTION_NAMES = {moto: iam for iam, motos in MOTO_ACTION_NAMES.items() for moto in motos}
 
 
 def _moto_policy(owner: str) -> str:
     """What moto can enforce: the actions, on Resource "*", without Conditions."""
-    actions = sorted(MOTO_ACTION_NAMES.get(a, a) for a in granted_actions(owner))
+    actions = sorted({m for a in granted_actions(owner) for m in MOTO_ACTION_NAMES.get(a, [a])})
     return json.dumps({"Version": "2012-10-17",
                        "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}] if actions else
                        [{"Effect": "Deny", "Action": "none:Nothing", "Resource": "*"}]})
@@ -260,14 +262,17 @@ LOG_DELIVERY = {"logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLog
                 "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies",
                 "logs:DescribeLogGroups"}
 CODE_PATHS: dict[str, set[str]] = {
-    # gatewatch.aws.runtime.load_targets: Powertools parameters.get_parameter
-    "targets": {"ssm:GetParameter",  # legacy TARGETS_PARAMETER
-                "s3:GetObject", "kms:Decrypt"},  # TARGETS_BUCKET (gatewatch.aws.targets_store, SSE-KMS stack key)
-    # pipeline round via DynamoDBStore: get_state (GetItem), put_state/record_probe/create_incident/update_incident
-    # (conditional PutItem), list_incidents(open_only) (Query on GSI2)
-    "store.round": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"},
-    # steps.record_step / record_outcome_step: get_incident, create_incident, update_incident, record_action
-    "store.record": {"dynamodb:GetItem", "dynamodb:PutItem"},
+    # gatewatch.aws.runtime.load_targets: Powertools parameters.get_parameter (decrypt=True: the targets are a
+    # SecureString under the stack's key, decrypted through SSM; moto cannot show the KMS call); with TARGETS_BUCKET
+    # the S3 object (gatewatch.aws.targets_store: GetObject, SSE-KMS with the same key, decrypted through S3)
+    "targets": {"ssm:GetParameter", "kms:Decrypt", "s3:GetObject"},
+    # pipeline round via DynamoDBStore: get_state/get_incident (GetItem), put_state/record_probe (conditional
+    # PutItem), open_incident (TransactWriteItems of two Puts: authorised as PutItem), update_incident
+    # (UpdateItem SET), list_incidents(open_only) (Query on GSI2)
+    "store.round": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"},
+    # steps.record_step / record_outcome_step: get_incident, create_incident (if missing), update_incident;
+    # conclude (record_outcome_step) releases the host lease: release_lock is a conditional DeleteItem
+    "store.record": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
     # remediation guards: acquire_lock/claim (PutItem), release_lock (DeleteItem), update_claim (UpdateItem),
     # cooldown/daily cap list_actions (Query), get_claim/get_lock (GetItem); Powertools idempotency uses
     # GetItem/PutItem/UpdateItem/DeleteItem on the same table

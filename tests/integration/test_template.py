@@ -79,7 +79,11 @@ def test_each_function_points_at_its_handler(template, logical_id, folder):
 def test_the_prober_is_scheduled_alone_with_a_dead_letter_queue(template):
     props = template["Resources"]["ProbeFunction"]["Properties"]
     assert props["Events"]["Schedule"]["Properties"]["Schedule"] == {"Ref": "ProbeSchedule"}
-    assert props["ReservedConcurrentExecutions"] == 1
+    # no reservation unless asked for (accounts with a low concurrency quota reject one)
+    assert props["ReservedConcurrentExecutions"] == {"Fn::If": ["ProbeConcurrencyReserved",
+                                                                {"Ref": "ProbeReservedConcurrency"},
+                                                                {"Ref": "AWS::NoValue"}]}
+    assert template["Parameters"]["ProbeReservedConcurrency"]["Default"] == -1
     assert props["DeadLetterQueue"]["TargetArn"] == {"Fn::GetAtt": ["ProbeDeadLetterQueue", "Arn"]}
     assert props["EventInvokeConfig"]["MaximumRetryAttempts"] == 0
     assert template["Resources"]["ProbeDeadLetterQueue"]["Properties"]["KmsMasterKeyId"]
@@ -153,6 +157,14 @@ def test_alarms_watch_the_metrics_the_prober_emits(template):
     for props in (down, silent):
         assert props["Dimensions"] == [{"Name": "service", "Value": "gatewatch"}]
         assert props["AlarmActions"] == [{"Ref": "IncidentTopic"}]
+    dlq = alarms["ProbeDeadLettersAlarm"]["Properties"]
+    assert (dlq["MetricName"], dlq["Statistic"]) == ("NumberOfMessagesSent", "Sum")  # new messages, not a backlog
+    failed = {m["MetricStat"]["Metric"]["MetricName"] for m in alarms["DiagnosisFailedAlarm"]["Properties"]["Metrics"]
+              if "MetricStat" in m}
+    assert failed == {"ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"}
+    for keep in ("GatewatchTable", "TopicKey"):
+        assert template["Resources"][keep]["DeletionPolicy"] == "Retain"
+    assert template["Resources"]["GatewatchTable"]["Properties"]["DeletionProtectionEnabled"] is True
     body = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
     for metric in ("ProbeSuccess", "Latency", "OpenIncidents", "TargetsDown"):
         assert metric in body

@@ -59,6 +59,9 @@ EXPECTED = {
         "9:18: targets[1].tls_ca_file: must be a file path of letters, digits and . _ / + - ~, absolute or relative "
         "to this file (got '$(cat /etc/shadow)')",
     ],
+    "invalid-two-documents.yaml": [
+        "2:1: not valid YAML: expected a single document in the stream, but found another document"
+    ],
     "invalid-empty.yaml": ["1:10: targets: must list at least one target"],
     "invalid-instance.yaml": [
         "6:20: targets[0].host.instance_id: must be an EC2 or managed instance id like i-0123456789abcdef0 or "

@@ -9,6 +9,7 @@ same pieces (``handle_result``'s state logic, ``collect_facts``, the tree) in AW
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,7 @@ from gatewatch.facts import (
     outside_check,
 )
 from gatewatch.incidents import OPENED, RESOLVED, apply_result, resolve_auto_remediated
-from gatewatch.messages import incident_opened, incident_resolved
+from gatewatch.messages import incident_opened, incident_resolved, outside_summary
 from gatewatch.probe import probe_targets, probe_url
 from gatewatch.runner.base import CommandRunner
 from gatewatch.store.base import Incident, ProbeRecord, ResultsStore, TargetState
@@ -138,14 +139,75 @@ class Pipeline:
         self.moments = Moments(self)  # certificate expiry, flapping, reminders, catch-up after maintenance
 
     # -- one round -------------------------------------------------------------------------------------------
-    def run_once(self, targets: list[Target] | None = None) -> list[RoundReport]:
+    def run_once(self, targets: list[Target] | None = None, budget_s: float | None = None) -> list[RoundReport]:
+        """One round. With ``budget_s`` (Lambda: from the remaining time; locally: from the interval) each result
+        is recorded as soon as it is known, and targets still unanswered when the budget ends are recorded as
+        ``skipped`` with the reason, so the round always ends in time."""
         targets = targets or list(self.config.targets)
         retry = getattr(self.notifier, "retry_pending", None)
         if retry is not None:  # deliveries that failed on an earlier round (gatewatch.notify.dispatch)
-            retry()
-        results = probe_targets(targets, concurrency=self.config.settings.concurrency, clock=self.clock,
-                                resolver=self.resolver)
-        return [self.handle_result(t, r.to_dict()) for t, r in zip(targets, results, strict=True)]
+            try:
+                retry()
+            except Exception:  # noqa: BLE001 - a failed notification is retried next round, never aborts this one
+                log.exception("retrying pending notifications failed; the next round tries again")
+        if budget_s is None:
+            results = probe_targets(targets, concurrency=self.config.settings.concurrency, clock=self.clock,
+                                    resolver=self.resolver)
+            return [self.handle_result_guarded(t, r.to_dict()) for t, r in zip(targets, results, strict=True)]
+        return self._run_budgeted(targets, budget_s)
+
+    def _run_budgeted(self, targets: list[Target], budget_s: float) -> list[RoundReport]:
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+
+        from gatewatch.probe.round import probe_target
+
+        deadline = time.monotonic() + max(0.0, budget_s)
+        reports: dict[int, RoundReport] = {}
+        if not targets:
+            return []
+        pool = ThreadPoolExecutor(max_workers=max(1, min(self.config.settings.concurrency, len(targets))),
+                                  thread_name_prefix="gatewatch-probe")
+        futures = {pool.submit(probe_target, t, self.clock, self.resolver): i for i, t in enumerate(targets)}
+        try:
+            for future in as_completed(futures, timeout=max(0.0, deadline - time.monotonic())):
+                i = futures[future]
+                try:
+                    outside = future.result().to_dict()
+                except Exception as exc:  # noqa: BLE001 - reported against this target only
+                    reports[i] = RoundReport(targets[i].name, "error", f"{type(exc).__name__}: {exc}"[:500])
+                    continue
+                reports[i] = self.handle_result_guarded(targets[i], outside)  # recorded as soon as known
+                if time.monotonic() >= deadline:
+                    break
+        except TimeoutError:
+            pass
+        finally:
+            # unfinished probes are abandoned (their sockets time out on their own); queued ones never start
+            pool.shutdown(wait=False, cancel_futures=True)
+        for i, target in enumerate(targets):
+            if i not in reports:
+                reports[i] = self._skipped(target, budget_s)
+        return [reports[i] for i in range(len(targets))]
+
+    def _skipped(self, target: Target, budget_s: float) -> RoundReport:
+        reason = f"not reached in time: the round's budget of {budget_s:.1f}s ran out first"
+        try:
+            self.store.record_probe(ProbeRecord(target=target.name, at=self.clock.iso(), status="skipped",
+                                                reason=reason, total_ms=None,
+                                                result={"status": "skipped", "reason": reason}))
+        except Exception:  # noqa: BLE001 - the report still says skipped
+            log.exception("target %s: recording the skip failed", target.name)
+        return RoundReport(target.name, "skipped", reason)
+
+    def handle_result_guarded(self, target: Target, outside: dict[str, Any]) -> RoundReport:
+        """``handle_result`` under this target's own error boundary: a failure is reported against this target
+        (status ``error``) and never stops the round for the others."""
+        try:
+            return self.handle_result(target, outside)
+        except Exception as exc:  # noqa: BLE001 - one target's failure must not break the round
+            log.exception("target %s: recording this round failed", target.name)
+            return RoundReport(target.name, "error", f"{type(exc).__name__}: {exc}"[:500],
+                               latency_ms=((outside.get("probe") or {}).get("timings_ms") or {}).get("total"))
 
     def handle_result(self, target: Target, outside: dict[str, Any]) -> RoundReport:
         probe = outside.get("probe") or {}
@@ -173,6 +235,8 @@ class Pipeline:
         report.incident_id = transition.incident_id
         if transition.event == OPENED:
             self.on_open(target, outside, transition.incident_id, report)
+        elif transition.event is None and transition.state.status == "DOWN" and transition.incident_id:
+            self.redrive(target, outside, transition.incident_id, report)
         elif transition.event == RESOLVED:
             self._resolve(target, transition.incident_id, transition.duration_s, report)
         self.moments.after_round(target, outside, transition.state, flap, report, was_flapping)
@@ -190,11 +254,37 @@ class Pipeline:
             flap = self.moments.advance(target, state, transition.state, outside or {"status": "up" if up
                                                                                          else "down"})
             try:
-                self.store.put_state(transition.state, expected_version=state.version)
+                if transition.event == OPENED:  # the incident is written with the DOWN state, atomically
+                    self.store.open_incident(transition.state, state.version,
+                                             self.opening_incident(target, transition.incident_id, outside))
+                else:
+                    self.store.put_state(transition.state, expected_version=state.version)
             except ConflictError:
                 continue
             return transition, flap, state.flapping_incident_id
         raise ConflictError(f"state of {target.name} kept changing under this prober")
+
+    def opening_incident(self, target: Target, incident_id: str, outside: dict[str, Any] | None) -> Incident:
+        """The incident as the DOWN transition writes it: open, diagnosing, with the round that opened it."""
+        outside = outside or {}
+        return Incident(id=incident_id, target=target.name, opened_at=self.clock.iso(), category=None,
+                        title=f"{target.name} is down: diagnosing ({outside_summary(outside)[:120]})",
+                        outside=outside)
+
+    def redrive(self, target: Target, outside: dict[str, Any], incident_id: str, report: RoundReport) -> None:
+        """An open incident whose diagnosis never started (the prober died, StartExecution failed) gets it now.
+
+        Runs on every round where the target stays DOWN; reads one incident. Starting is idempotent (locally the
+        verdict is written before the notification; on AWS the execution is named after the incident)."""
+        incident = self.store.get_incident(incident_id)
+        if incident is None:  # a DOWN state written by an older prober without its incident
+            incident = self.opening_incident(target, incident_id, outside)
+            self.store.create_incident(incident)
+        if incident.status != "open" or incident.diagnosis_started_at or incident.notified_at:
+            return
+        log.warning("incident %s has no diagnosis: starting it again", incident_id)
+        self.on_open(target, incident.outside or outside, incident_id, report)
+        report.event = "redriven"
 
     def diagnose_failing_round(self, target: Target, outside: dict[str, Any], incident_id: str | None = None):
         """Facts and verdict for a failing round: with the on-box checks locally, from the outside in AWS (the
@@ -208,12 +298,10 @@ class Pipeline:
     def _open(self, target: Target, outside: dict[str, Any], incident_id: str, report: RoundReport) -> None:
         facts, verdict = self.diagnose(target, outside, incident_id)
         report.event, report.verdict, report.facts = OPENED, verdict, facts
-        incident = Incident(id=incident_id, target=target.name, opened_at=self.clock.iso(),
-                            category=verdict["category"], title=verdict["title"], verdict=verdict, facts=facts,
-                            outside=outside)
-        if not self.store.create_incident(incident):
-            log.info("incident %s already exists; not notifying twice", incident_id)
-            return
+        if self.store.get_incident(incident_id) is None:  # opened by a store or caller without open_incident
+            self.store.create_incident(self.opening_incident(target, incident_id, outside))
+        self.store.update_incident(incident_id, category=verdict["category"], title=verdict["title"],
+                                   verdict=verdict, facts=facts)
         remediation = None
         if self.remediator is not None:
             remediation = self.remediator(target=target, incident_id=incident_id, facts=facts, verdict=verdict)
@@ -222,6 +310,7 @@ class Pipeline:
                 self.store.update_incident(incident_id, remediation=remediation)
         subject, text = incident_opened(incident_id, target.name, outside, verdict, remediation)
         self._notify("diagnosed", target.name, incident_id, subject, text, {"verdict": verdict})
+        self.store.update_incident(incident_id, notified_at=self.clock.iso())  # a re-drive stops here
         if remediation and remediation.get("result") == "verified":
             self._finish_auto_remediated(target, incident_id, report, remediation)
 

@@ -6,6 +6,7 @@ call these, so every step is testable without AWS and the library keeps no AWS S
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:  # the pydantic models cost ~150 ms to import: a handler loads
     from gatewatch.config.models import Config, Target
 
 MODES = ("off", "suggest", "auto")
+log = logging.getLogger("gatewatch.steps")
 
 
 def onbox_params_b64(target: Target) -> str:
@@ -56,10 +58,12 @@ def execution_input(target: Target, incident_id: str, outside: dict[str, Any]) -
 
 
 class StartDiagnosis:
-    """The AWS ``on_open``: record the incident, then start one execution named after it.
+    """The AWS ``on_open``: start one execution named after the incident, then mark the incident as started.
 
-    The state write that opened the incident was conditional, so only one prober gets here per incident; the
-    execution name is the incident id, so a retried invocation cannot start a second one either.
+    The incident was written in the same transaction as the DOWN state, so it exists before anything can fail
+    here. A failed StartExecution (or a prober killed before it) leaves ``diagnosis_started_at`` empty, and the
+    next round re-drives it (``Pipeline.redrive``); the execution name is the incident id, so a start that did
+    happen is never repeated (ExecutionAlreadyExists counts as started).
     """
 
     def __init__(self, store: ResultsStore, start_execution: Callable[[str, dict[str, Any]], bool],
@@ -69,23 +73,40 @@ class StartDiagnosis:
     def __call__(self, target: Target, outside: dict[str, Any], incident_id: str, report: RoundReport) -> None:
         if ((outside.get("probe") or {}).get("http") or {}).get("status") == 404:
             outside = outside | {"openapi_paths": fetch_openapi_paths(target, self.resolver)}
-        created = self.store.create_incident(Incident(
-            id=incident_id, target=target.name, opened_at=self.clock.iso(), category=None,
-            title=f"{target.name} is down: diagnosing ({outside_summary(outside)[:120]})", outside=outside,
-        ))
         report.event = "opened"
-        report.remediation = {"started": self.start_execution(incident_id, execution_input(target, incident_id,
-                                                                                              outside)),
-                              "created": created}
+        if self.store.get_incident(incident_id) is None:  # opened without open_incident (an older prober)
+            self.store.create_incident(Incident(
+                id=incident_id, target=target.name, opened_at=self.clock.iso(), category=None,
+                title=f"{target.name} is down: diagnosing ({outside_summary(outside)[:120]})", outside=outside))
+        try:
+            started = self.start_execution(incident_id, execution_input(target, incident_id, outside))
+        except Exception as exc:  # noqa: BLE001 - the incident stays open without a diagnosis; re-driven next round
+            log.error("incident %s: StartExecution failed (%s); the next round starts it again", incident_id,
+                      type(exc).__name__)
+            report.remediation = {"started": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+            return
+        self.store.update_incident(incident_id, diagnosis_started_at=self.clock.iso())
+        report.remediation = {"started": started}
 
 
 def probe_step(config: Config, store: ResultsStore, notifier: Any, start_execution: Callable[[str, dict], bool],
-               clock: Clock | None = None, resolver: Any = None) -> list[RoundReport]:
+               clock: Clock | None = None, resolver: Any = None, budget_s: float | None = None) -> list[RoundReport]:
     """ProbeFunction: one round over every target; opens (starts a diagnosis) and resolves incidents."""
     clock = clock or Clock()
     pipeline = Pipeline(config, store, notifier, clock=clock, resolver=resolver)
     pipeline.on_open = StartDiagnosis(store, start_execution, clock, resolver)
-    return pipeline.run_once()
+    return pipeline.run_once(budget_s=budget_s)
+
+
+ROUND_RESERVE_S = 4.0  # kept back from the invocation's remaining time: record the last results, emit metrics
+
+
+def round_budget(remaining_ms: int | None, reserve_s: float = ROUND_RESERVE_S) -> float | None:
+    """The probing budget of one invocation: its remaining time less a reserve (and at most 90% of it)."""
+    if remaining_ms is None:
+        return None
+    remaining = remaining_ms / 1000.0
+    return max(0.5, min(remaining - reserve_s, remaining * 0.9))
 
 
 def facts_step(state: dict[str, Any], clock: Clock | None = None) -> dict[str, Any]:

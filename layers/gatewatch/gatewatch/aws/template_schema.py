@@ -45,7 +45,7 @@ for _tag in _TAGS:
 
 def load_template(path: str | Path = TEMPLATE_PATH) -> dict[str, Any]:
     with open(path, encoding="utf-8") as fh:
-        return yaml.load(fh, Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass with extra tags only
+        return yaml.load(fh, Loader=_CfnLoader)  # noqa: S506  # nosec B506 - _CfnLoader is a SafeLoader with CFN tags
 
 
 def resource(template: dict[str, Any], logical_id: str, type_: str | None = None) -> dict[str, Any]:

@@ -148,7 +148,8 @@ def run_pipeline(args) -> int:
         while True:
             started = time.monotonic()
             with progress(f"round {rounds + 1}: probing {len(config.targets)} target(s)"):
-                reports = pipeline.run_once()
+                # a round fits its interval: what is not answered by then is recorded as skipped
+                reports = pipeline.run_once(budget_s=max(1.0, args.every * 0.9) if args.every else None)
             if metrics is not None:
                 metrics.observe_round(reports, store, time.monotonic() - started)
             any_down = any(r.status == "down" for r in reports)

@@ -123,6 +123,8 @@ def parse(text: str) -> tuple[Any, Positions]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or str(exc)
+        if exc.context and exc.problem and exc.problem.startswith("but "):  # "expected X" + "but found Y"
+            problem = f"{exc.context}, {exc.problem}"
         if mark is None:
             raise YAMLProblem(f"not valid YAML: {problem}") from None
         raise YAMLProblem(f"not valid YAML: {problem}", mark.line + 1, mark.column + 1) from None

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 DEFAULT_PARAMETER_PREFIX = "/gatewatch/secrets/"
-DEFAULT_SECRET_PREFIX = "gatewatch/"  # noqa: S105 - a name prefix in Secrets Manager, not a secret
+DEFAULT_SECRET_PREFIX = "gatewatch/"  # noqa: S105  # nosec B105 - a Secrets Manager name prefix, not a secret
 
 
 class SecretEnvironment(Mapping[str, str]):

@@ -70,7 +70,8 @@ def open_tcp(addrinfos: list[tuple], deadline: Deadline, guard: SocketGuard) -> 
             continue
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock, sockaddr
-    assert last is not None  # noqa: S101 - addrinfos is never empty
+    if last is None:  # addrinfos is never empty; fail as a probe failure rather than an assert (python -O)
+        raise ProbeFailure("connect_refused", "connect", "no address to connect to")
     what = "refused" if isinstance(last, ConnectionRefusedError) else f"failed ({last.strerror or last})"
     addrs = ", ".join(_fmt(a[4]) for a in addrinfos)
     raise ProbeFailure("connect_refused", "connect", f"TCP connection to {addrs} was {what}")

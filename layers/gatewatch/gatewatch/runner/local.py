@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
+import subprocess  # nosec B404 - argv lists only, never a shell; see run_argv
 import sys
 import threading
 import time
@@ -64,7 +64,7 @@ class LocalRunner(CommandRunner):
         full = [*self.prefix(host), *argv]
         start = time.monotonic()
         try:
-            proc = subprocess.Popen(
+            proc = subprocess.Popen(  # nosec B603 - argv built from validated config, no shell
                 full, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 start_new_session=True, env=child_env(),
             )

@@ -45,6 +45,8 @@ class Incident:
     resolution: str | None = None  # recovered | auto_remediated | ...
     outside: dict[str, Any] | None = None  # the confirmed failing probe that opened it
     remediation: dict[str, Any] | None = None  # what was decided/done about it (see gatewatch.remediation)
+    diagnosis_started_at: str | None = None  # AWS: when its DiagnoseStateMachine execution was started
+    notified_at: str | None = None  # local pipeline: when the diagnosed incident was announced (or silenced)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -153,6 +155,13 @@ class ResultsStore(abc.ABC):
         Returns the state as stored, with its new version.
         """
 
+    def open_incident(self, state: TargetState, expected_version: int, incident: Incident) -> TargetState:
+        """The DOWN transition and its incident written together: both or neither (``ConflictError``, nothing
+        written, when the state changed since ``expected_version``). Adapters override this with one transaction;
+        this fallback writes the incident first, so a crash in between leaves an incident, never loses one."""
+        self.create_incident(incident)
+        return self.put_state(state, expected_version)
+
     @abc.abstractmethod
     def create_incident(self, incident: Incident) -> bool:
         """Create it unless an incident with that id exists; True when this call created it."""
@@ -233,3 +242,46 @@ class ResultsStore(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional for adapters without resources
         """Release connections."""
+
+
+# -- bounded items ----------------------------------------------------------------------------------------------------
+# DynamoDB refuses an item over 400 KB: a probe's parsed JSON body (up to 1 MB) or a large on-box report would make
+# the record, and with it the incident, impossible to write. Items are cut to this budget before they are written.
+ITEM_BUDGET_BYTES = 300_000
+ATTRIBUTE_BUDGET_BYTES = 75_000  # per attribute: an UpdateItem of one attribute cannot know the others' sizes
+
+
+def json_size(value: Any) -> int:
+    import json
+
+    return len(json.dumps(value, default=str, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+
+
+def _cap(value: Any, chars: int, items: int, top: bool = False) -> Any:
+    if isinstance(value, str):
+        return value if len(value) <= chars else value[:chars] + f"...[truncated {len(value) - chars} chars]"
+    if isinstance(value, dict):
+        keys = list(value)
+        kept = keys if top else keys[:items]
+        out = {k: _cap(value[k], chars, items) for k in kept}
+        if len(kept) < len(keys):
+            out["_truncated_keys"] = len(keys) - len(kept)
+        return out
+    if isinstance(value, list | tuple):
+        out = [_cap(v, chars, items) for v in value[:items]]
+        if len(value) > items:
+            out.append(f"...[truncated {len(value) - items} items]")
+        return out
+    return value
+
+
+def bounded(value: Any, max_bytes: int = ITEM_BUDGET_BYTES) -> Any:
+    """``value`` when its JSON fits ``max_bytes``; else a copy with long strings and lists cut (marked as cut),
+    tighter and tighter until it fits. The top level of a mapping keeps every key (item keys stay intact)."""
+    if json_size(value) <= max_bytes:
+        return value
+    for chars, items in ((8192, 200), (2048, 50), (512, 20), (128, 8), (32, 4)):
+        out = _cap(value, chars, items, top=True)
+        if json_size(out) <= max_bytes:
+            return out
+    return _cap(value, 16, 2, top=True)

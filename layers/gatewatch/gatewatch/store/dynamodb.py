@@ -18,6 +18,7 @@ from typing import Any
 
 from gatewatch.clock import parse_iso
 from gatewatch.store.base import (
+    ATTRIBUTE_BUDGET_BYTES,
     ActionRecord,
     ClaimRecord,
     Incident,
@@ -26,6 +27,7 @@ from gatewatch.store.base import (
     ProbeRecord,
     ResultsStore,
     TargetState,
+    bounded,
 )
 from gatewatch.store.exceptions import ConflictError, StoreError
 
@@ -127,13 +129,15 @@ class DynamoDBStore(ResultsStore):
             raise StoreError(f"DynamoDB {op} on {self.table_name} failed: {exc}") from None
 
     def _encode(self, item: dict[str, Any]) -> dict[str, Any]:
+        # an item that would exceed DynamoDB's 400 KB cannot be built: each attribute, then the whole, is bounded
+        item = bounded({k: bounded(v, ATTRIBUTE_BUDGET_BYTES) for k, v in item.items()})
         return {k: self._ser.serialize(to_dynamo(v)) for k, v in item.items()}
 
     def _decode(self, item: dict[str, Any]) -> dict[str, Any]:
         return {k: self._de.deserialize(v) for k, v in item.items()}
 
     def _values(self, values: dict[str, Any]) -> dict[str, Any]:
-        return {k: self._ser.serialize(to_dynamo(v)) for k, v in values.items()}
+        return {k: self._ser.serialize(to_dynamo(bounded(v, ATTRIBUTE_BUDGET_BYTES))) for k, v in values.items()}
 
     def _put(
         self,
@@ -261,6 +265,34 @@ class DynamoDBStore(ResultsStore):
             ) from None
         return new
 
+    def open_incident(self, state: TargetState, expected_version: int, incident: Incident) -> TargetState:
+        """The DOWN state and the incident in one TransactWriteItems: both conditional, both or neither."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        new = TargetState(**{**state.to_dict(), "version": expected_version + 1})
+        state_put: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Item": self._encode({**new.to_dict(), "PK": f"TARGET#{state.target}", "SK": "STATE", "kind": "state"}),
+        }
+        if expected_version == 0:
+            state_put["ConditionExpression"] = "attribute_not_exists(PK)"
+        else:
+            state_put |= {"ConditionExpression": "#v = :v", "ExpressionAttributeNames": {"#v": "version"},
+                          "ExpressionAttributeValues": self._values({":v": expected_version})}
+        incident_put = {"TableName": self.table_name, "Item": self._encode(self._incident_item(incident)),
+                        "ConditionExpression": "attribute_not_exists(PK)"}
+        try:
+            self._client.transact_write_items(TransactItems=[{"Put": state_put}, {"Put": incident_put}])
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code == "TransactionCanceledException":
+                raise ConflictError(f"state of {state.target} changed since version {expected_version}, "
+                                    f"or incident {incident.id} exists") from None
+            raise StoreError(f"DynamoDB TransactWriteItems on {self.table_name} failed: {code}") from None
+        except BotoCoreError as exc:
+            raise StoreError(f"DynamoDB TransactWriteItems on {self.table_name} failed: {exc}") from None
+        return new
+
     # -- incidents ---------------------------------------------------------------------------------------------
     @staticmethod
     def _incident_item(incident: Incident) -> dict[str, Any]:
@@ -290,12 +322,20 @@ class DynamoDBStore(ResultsStore):
         unknown = set(changes) - {f.name for f in fields(Incident)}
         if unknown:
             raise StoreError(f"incident has no field(s) {', '.join(sorted(unknown))}")
-        updated = Incident(**{**current.to_dict(), **changes})
+        if not changes:
+            return current
+        # Only the attributes this caller owns (SET), so a verdict and a resolve racing cannot overwrite each other.
+        names = {f"#f{i}": name for i, name in enumerate(changes)}
+        values = {f":v{i}": value for i, value in enumerate(changes.values())}
         try:
-            self._put(self._incident_item(updated), "attribute_exists(PK)")
+            out = self._call(
+                "update_item", Key=self._encode({"PK": f"INCIDENT#{incident_id}", "SK": "INCIDENT"}),
+                UpdateExpression="SET " + ", ".join(f"{n} = {v}" for n, v in zip(names, values, strict=True)),
+                ConditionExpression="attribute_exists(PK)", ExpressionAttributeNames=names,
+                ExpressionAttributeValues=self._values(values), ReturnValues="ALL_NEW")
         except ConflictError:
             raise StoreError(f"no incident {incident_id}") from None
-        return updated
+        return Incident(**_fields_of(Incident, self._decode(out["Attributes"])))
 
     def list_incidents(self, target: str | None = None, open_only: bool = False, limit: int = 50) -> list[Incident]:
         if limit <= 0:

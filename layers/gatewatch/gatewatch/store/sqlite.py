@@ -102,7 +102,7 @@ class SQLiteStore(ResultsStore):
     def history(self, target: str | None = None, limit: int = 50) -> list[ProbeRecord]:
         where, args = ("WHERE target = ?", (target,)) if target else ("", ())
         rows = self._run(
-            f"SELECT target, at, status, reason, total_ms, result FROM probes {where} "  # noqa: S608 - fixed text
+            f"SELECT target, at, status, reason, total_ms, result FROM probes {where} "  # noqa: S608  # nosec B608 - fixed
             "ORDER BY id DESC LIMIT ?",
             (*args, limit),
         ).fetchall()
@@ -148,6 +148,36 @@ class SQLiteStore(ResultsStore):
             raise ConflictError(f"state of {state.target} changed since version {expected_version}")
         return new
 
+    def open_incident(self, state: TargetState, expected_version: int, incident: Incident) -> TargetState:
+        """The DOWN state and the incident in one SQLite transaction (see ResultsStore.open_incident)."""
+        new = TargetState(**{**state.to_dict(), "version": expected_version + 1})
+        doc = dumps(new.to_dict())
+        try:
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    if expected_version == 0:
+                        cur = self._db.execute("INSERT OR IGNORE INTO target_state (target, doc, version) "
+                                               "VALUES (?, ?, 1)", (state.target, doc))
+                    else:
+                        cur = self._db.execute("UPDATE target_state SET doc = ?, version = ? WHERE target = ? "
+                                               "AND version = ?", (doc, new.version, state.target, expected_version))
+                    if cur.rowcount != 1:
+                        raise ConflictError(f"state of {state.target} changed since version {expected_version}")
+                    self._db.execute(
+                        "INSERT INTO incidents (id, target, opened_at, status, doc) VALUES (?, ?, ?, ?, ?)",
+                        (incident.id, incident.target, incident.opened_at, incident.status,
+                         dumps(incident.to_dict())))
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+        except sqlite3.IntegrityError:
+            raise ConflictError(f"incident {incident.id} exists already") from None
+        except sqlite3.Error as exc:
+            raise StoreError(f"results store {self.path}: {exc}") from exc
+        return new
+
     # incidents
     def create_incident(self, incident: Incident) -> bool:
         try:
@@ -167,11 +197,23 @@ class SQLiteStore(ResultsStore):
         current = self.get_incident(incident_id)
         if current is None:
             raise StoreError(f"no incident {incident_id}")
-        updated = Incident(**{**current.to_dict(), **changes})
-        self._run(
-            "UPDATE incidents SET status = ?, doc = ? WHERE id = ?",
-            (updated.status, dumps(updated.to_dict()), incident_id),
-        )
+        # read-modify-write in one transaction: only the given fields change, concurrent writers cannot interleave
+        try:
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    row = self._db.execute("SELECT doc FROM incidents WHERE id = ?", (incident_id,)).fetchone()
+                    if row is None:
+                        raise StoreError(f"no incident {incident_id}")
+                    updated = Incident(**{**json.loads(row[0]), **changes})
+                    self._db.execute("UPDATE incidents SET status = ?, doc = ? WHERE id = ?",
+                                     (updated.status, dumps(updated.to_dict()), incident_id))
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"results store {self.path}: {exc}") from exc
         return updated
 
     def list_incidents(self, target: str | None = None, open_only: bool = False, limit: int = 50) -> list[Incident]:
@@ -183,7 +225,7 @@ class SQLiteStore(ResultsStore):
             clauses.append("status = 'open'")
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._run(
-            f"SELECT doc FROM incidents {where} ORDER BY opened_at DESC, id DESC LIMIT ?",  # noqa: S608
+            f"SELECT doc FROM incidents {where} ORDER BY opened_at DESC, id DESC LIMIT ?",  # noqa: S608  # nosec B608 - fixed
             (*args, limit),
         ).fetchall()
         return [Incident(**json.loads(r[0])) for r in rows]
@@ -204,7 +246,8 @@ class SQLiteStore(ResultsStore):
             clauses.append("target = ?")
             args.append(target)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._run(f"SELECT doc FROM actions {where} ORDER BY id", tuple(args)).fetchall()  # noqa: S608
+        sql = f"SELECT doc FROM actions {where} ORDER BY id"  # noqa: S608  # nosec B608 - fixed clauses, bound values
+        rows = self._run(sql, tuple(args)).fetchall()
         return [ActionRecord(**json.loads(r[0])) for r in rows]
 
     # leases and claims (remediation): each is one SQL statement, so it is atomic across connections and processes
