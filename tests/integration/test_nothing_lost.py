@@ -313,3 +313,17 @@ def test_sns_subjects_are_ascii_and_at_most_100_characters_on_every_path():
             assert rendered.isascii() and len(rendered) <= 100, rendered
         else:  # rendered by RecordFunction through messages.subject_line
             assert fmt == "$.record.notification.subject", fmt
+
+
+def test_a_verdict_that_cannot_be_published_falls_back_and_fails_the_execution():
+    """Notify catches every error into the fixed-text NotifyFailure publish, which ends in the Fail state that
+    DiagnosisFailedAlarm counts (AWS/States ExecutionsFailed)."""
+    import json
+
+    from tests.sfn_harness import DEFINITION
+
+    states = json.loads(DEFINITION.read_text())["States"]
+    [catch] = states["Notify"]["Catch"]
+    assert catch["ErrorEquals"] == ["States.ALL"] and catch["Next"] == "NotifyFailure"
+    assert catch["ResultPath"] == "$.error"  # the original state is kept for the fallback's message
+    assert states[states["NotifyFailure"]["Next"]]["Type"] == "Fail"

@@ -102,3 +102,34 @@ def test_safejson_bounds_size_and_depth_and_raises_only_valueerrors():
         loads("[" + "1," * 10 + "1]", max_bytes=10)
     with pytest.raises(ValueError):
         loads("{nope")
+
+
+def test_no_pattern_guards_a_value_with_match():
+    """``re.match(r"...$")`` accepts a trailing newline (``'nginx\\n'``); the library uses ``fullmatch``. The on-box
+    package has its own test (tests/security/test_onbox_*)."""
+    import ast
+    from pathlib import Path
+
+    import gatewatch
+
+    root = Path(gatewatch.__file__).parent
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        if "onbox" in path.relative_to(root).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "match" \
+                    and isinstance(node.func.value, ast.Name) \
+                    and (node.func.value.id == "re" or node.func.value.id.lstrip("_").isupper()):
+                offenders.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert offenders == []
+
+
+def test_the_ssm_runner_refuses_a_value_with_a_trailing_newline():
+    from gatewatch.config import Host
+    from gatewatch.runner.exceptions import RunnerError
+    from gatewatch.runner.ssm import SSMRunner
+
+    host = Host(instance_id="i-0123456789abcdef0", service="app")
+    with pytest.raises(RunnerError, match="does not match the SSM document's pattern"):
+        SSMRunner(client=object()).remediation_parameters(host, "restart_backend", {"service": "nginx\n"})

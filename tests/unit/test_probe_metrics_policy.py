@@ -28,7 +28,8 @@ def probe_app(monkeypatch):
 
 def emitted(app, capsys):
     context = SimpleNamespace(function_name="probe", memory_limit_in_mb=1024, aws_request_id="r",
-                              invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:probe")
+                              invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:probe",
+                              get_remaining_time_in_millis=lambda: 50_000)
     app.handler({}, context)
     docs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
     return {(m["Name"], doc.get("target")) for doc in docs for d in doc["_aws"]["CloudWatchMetrics"]

@@ -110,7 +110,7 @@ def zipapp_path() -> Path:
         if path is not None and path.is_file():
             return path
         directory = Path(tempfile.mkdtemp(prefix="gatewatch-onbox-"))
-        os.chmod(directory, 0o755)  # noqa: S103 - read and traverse only: others may run the checks, never change them
+        os.chmod(directory, 0o755)  # noqa: S103  # nosec B103 - others may read and run the checks, never change them
         atexit.register(shutil.rmtree, directory, True)
         path = directory / ZIPAPP_NAME
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)

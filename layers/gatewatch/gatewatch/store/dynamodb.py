@@ -32,6 +32,8 @@ from gatewatch.store.base import (
 from gatewatch.store.exceptions import ConflictError, StoreError
 
 PROBE_TTL_DAYS = 30
+RESOLVED_INCIDENT_TTL_DAYS = 180  # a resolved incident (with its verdict and facts) is kept this long
+ACTION_TTL_DAYS = 180  # remediation audit records; cooldown and daily caps look back a day at most
 LOCK_TTL_GRACE_S = 86_400  # an expired lease item stays a day for the audit, then TTL removes it
 GSI_BY_TARGET, GSI_BY_KIND = "GSI1", "GSI2"
 
@@ -325,6 +327,8 @@ class DynamoDBStore(ResultsStore):
         if not changes:
             return current
         # Only the attributes this caller owns (SET), so a verdict and a resolve racing cannot overwrite each other.
+        if changes.get("status") == "resolved":  # retention starts when the incident is over
+            changes = {**changes, "expires_at": int(time.time()) + RESOLVED_INCIDENT_TTL_DAYS * 86_400}
         names = {f"#f{i}": name for i, name in enumerate(changes)}
         values = {f":v{i}": value for i, value in enumerate(changes.values())}
         try:
@@ -356,6 +360,7 @@ class DynamoDBStore(ResultsStore):
             "PK": f"INCIDENT#{record.incident_id}", "SK": f"ACTION#{when}",
             "GSI1PK": f"TARGET#{record.target}", "GSI1SK": f"ACTION#{when}",
             "GSI2PK": "ACTION", "GSI2SK": when, "kind": "action",
+            "expires_at": int(time.time()) + ACTION_TTL_DAYS * 86_400,
         })
 
     def list_actions(self, incident_id: str | None = None, target: str | None = None) -> list[ActionRecord]:

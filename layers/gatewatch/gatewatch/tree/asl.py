@@ -341,6 +341,9 @@ def build_definition(tree: Tree) -> dict[str, Any]:
         },
         "ResultPath": "$.notified",
         "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 2, "MaxAttempts": 3, "BackoffRate": 2}],
+        # a verdict that cannot be published (a rejected message, a topic error) still tells someone: the fixed
+        # fallback publish, then the execution fails, which DiagnosisFailedAlarm watches
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "NotifyFailure"}],
         "Next": "Done",
     }
     states["NotifyFailure"] = {

@@ -10,13 +10,13 @@ from typing import Any
 
 from gatewatch.clock import iso, parse_iso
 
-_WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_WINDOW = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*")  # fullmatch: a pattern that guards a value
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def parse_window(text: str) -> timedelta:
     """``30d``, ``24h``, ``90m``, ``2w``, ``45s`` -> timedelta; ValueError with the accepted forms otherwise."""
-    m = _WINDOW.match(text or "")
+    m = _WINDOW.fullmatch(text or "")
     if not m or float(m.group(1)) <= 0:
         raise ValueError(f"a window is a positive number and a unit s, m, h, d or w, such as 30d or 24h (got {text!r})")
     return timedelta(seconds=float(m.group(1)) * _UNIT_S[m.group(2)])

@@ -9,7 +9,7 @@ import os
 import re
 import shutil
 import signal
-import subprocess
+import subprocess  # nosec B404 - argv lists only, never a shell
 import sys
 import threading
 
@@ -84,7 +84,7 @@ def run_cmd(ctx, argv, timeout=CMD_TIMEOUT_S, max_chars=200_000, env=None) -> Co
     if env:
         run_env.update(env)
     try:
-        proc = subprocess.Popen([tool] + list(argv[1:]), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        proc = subprocess.Popen([tool] + list(argv[1:]), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,  # nosec B603 - a fixed tool, validated argv, no shell
                                 stderr=subprocess.PIPE, start_new_session=True, env=run_env)
     except OSError as exc:
         return CommandResult(argv, None, "", "", error="%s: %s" % (argv[0], exc.strerror or exc))

@@ -76,7 +76,7 @@ def supervisor_paths(conf: str, program: str) -> dict:
         key = "stdout_logfile" if redirect else "stderr_logfile"
         value = parser.get(section, key, fallback="AUTO")
         if value.upper() == "AUTO":
-            childlogdir = parser.get("supervisord", "childlogdir", fallback="/tmp")  # noqa: S108 - supervisor's
+            childlogdir = parser.get("supervisord", "childlogdir", fallback="/tmp")  # noqa: S108  # nosec B108 - supervisor's
             childlogdir = _supervisor_expand(childlogdir, here, program)
             kind = "stdout" if redirect else "stderr"
             # AUTO logs have a random suffix: only files supervisord itself could have made (owned by root, or

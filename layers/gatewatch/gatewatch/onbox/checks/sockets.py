@@ -117,7 +117,7 @@ def covered(ip: str, listen_ips: list) -> bool:
     """Does a listener on one of ``listen_ips`` accept connections to ``ip``?"""
     v6 = ":" in ip
     for lip in listen_ips:
-        if lip == ip or (lip == "0.0.0.0" and not v6) or (lip == "::" and (v6 or _dual_stack())):
+        if lip == ip or (lip == "0.0.0.0" and not v6) or (lip == "::" and (v6 or _dual_stack())):  # nosec B104 - compared, not bound
             return True
     return False
 
