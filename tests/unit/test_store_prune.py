@@ -69,3 +69,24 @@ def test_cli_store_prune(tmp_path, capsys):
     assert capsys.readouterr().out == "deleted: 1 probes, 0 notifications, 1 actions, 1 incidents\n"
     assert main(["store", "prune", "--db", str(db), "--older-than", "soon"]) == 2
     assert "30d" in capsys.readouterr().err
+
+
+def test_gatewatch_run_prunes_once_a_day_and_stores_a_compact_round(tmp_path, monkeypatch):
+    from gatewatch.probe.demo import DemoSite
+
+    monkeypatch.delenv("GATEWATCH_DB", raising=False)
+    db = tmp_path / "gw.db"
+    store = seeded(db, now=datetime.now(UTC))
+    store.close()
+    with DemoSite() as site:
+        cfg = tmp_path / "t.yaml"
+        url = f"http://127.0.0.1:{site.port}/api/v1/orders"
+        cfg.write_text(f"targets:\n  - {{name: api, url: '{url}', confirm: {{retries: 0}}}}\n")
+        assert main(["run", "--config", str(cfg), "--db", str(db)]) == 0
+        store = SQLiteStore(db)
+        days = [p.result.get("d") for p in store.history("api")]
+        assert days == [None, 1, 29]  # this round, and the two rounds younger than 30 days
+        assert "attempts" not in store.history("api")[0].result  # healthy: compact
+        store.record_probe(ProbeRecord("api", ago(45, datetime.now(UTC)), "up", None, 1.0, {"d": 45}))
+        assert main(["run", "--config", str(cfg), "--db", str(db)]) == 0  # same day: no second prune
+        assert 45 in [p.result.get("d") for p in SQLiteStore(db).history("api")]
