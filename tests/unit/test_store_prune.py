@@ -10,6 +10,7 @@ from gatewatch.clock import iso
 from gatewatch.store import ActionRecord, Incident, ProbeRecord, SQLiteStore
 from gatewatch.store.base import NotificationRecord
 from gatewatch.store.retention import auto_prune, cutoffs
+from tests.unit.test_cli_json import DOCS
 
 NOW = datetime(2026, 11, 28, 20, 0, tzinfo=UTC)
 
@@ -64,7 +65,9 @@ def test_cli_store_prune(tmp_path, capsys):
     seeded(db, now=datetime.now(UTC)).close()
     assert main(["store", "prune", "--db", str(db), "--older-than", "35d", "--resolved-older-than", "1000d",
                  "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"probes": 1, "notifications": 0, "actions": 0, "incidents": 0}
+    doc = json.loads(capsys.readouterr().out)
+    assert doc == {"probes": 1, "notifications": 0, "actions": 0, "incidents": 0}
+    assert sorted(doc) == DOCS["store prune --json"]  # docs/cli.md lists these fields
     assert main(["store", "prune", "--db", str(db)]) == 0
     assert capsys.readouterr().out == "deleted: 1 probes, 0 notifications, 1 actions, 1 incidents\n"
     assert main(["store", "prune", "--db", str(db), "--older-than", "soon"]) == 2
