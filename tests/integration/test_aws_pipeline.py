@@ -177,3 +177,29 @@ targets:
     decisions = [a.decision for a in runtime.store().list_actions(incident_id=state["incident_id"])]
     assert decisions.count("allowed") == 1 and "refused" not in decisions
 
+
+
+def test_a_maintenance_window_silences_the_state_machines_notification(deployed):
+    """The verdict is recorded, the InMaintenance Choice skips Notify (no message reaches the topic)."""
+    probe = SimpleNamespace(handler=deployed.handler("probe"))
+    with http_server({"/api/v1/auth/demo-login": Reply(502, "<html>502 Bad Gateway</html>",
+                                                       {"Server": "nginx"})}) as site:
+        put_targets(deployed.ssm, site.url("/api/v1/auth/demo-login"), site.port)
+        text = deployed.ssm.get_parameter(Name=PARAMETER)["Parameter"]["Value"]
+        deployed.ssm.put_parameter(Name=PARAMETER, Type="String", Overwrite=True, Value=text.rstrip() + """
+    maintenance:
+      - {start: "2000-01-01T00:00:00Z", end: "2100-01-01T00:00:00Z", reason: planned upgrade}
+""")
+        result = probe.handler({}, context("probe"))
+        desc = wait_for_execution(deployed.sfn, deployed.machine)
+    assert desc["status"] == "SUCCEEDED", desc.get("cause")
+    [opened] = [e for e in result["events"] if e["event"] == "opened"]
+    incident = runtime.store().get_incident(opened["incident_id"])
+    assert incident.verdict and incident.verdict["category"]  # diagnosed and recorded as usual
+    entered = [e["stateEnteredEventDetails"]["name"] for e in deployed.sfn.get_execution_history(
+        executionArn=desc["executionArn"], maxResults=1000)["events"] if e["type"].endswith("StateEntered")]
+    assert "InMaintenance" in entered and "Silenced" in entered and "Notify" not in entered
+    output = json.loads(desc["output"])
+    assert output["record"]["maintenance"].startswith("maintenance window 2000-01-01")
+    queue = deployed.queue
+    assert not queue.sqs.receive_message(QueueUrl=queue.queue_url, WaitTimeSeconds=0).get("Messages")

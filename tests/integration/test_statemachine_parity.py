@@ -40,7 +40,8 @@ def machine():
             decision = event["decision"]
             current["decision"] = decision
             return {"verdict": {"category": decision.get("category")},
-                    "notification": {"subject": "s", "text": "t", "kind": "diagnosed"}, "remediation_candidate": False}
+                    "notification": {"subject": "s", "text": "t", "kind": "diagnosed"}, "remediation_candidate": False,
+                    "maintenance": None}
 
         with dispatch_lambdas({"gatewatch-facts": facts_fn, "gatewatch-record": record_fn}):
             yield create_state_machine(render_definition(substitutions())), current

@@ -160,7 +160,18 @@ def record_step(state: dict[str, Any], store: ResultsStore, config: Config | Non
     subject, text = incident_opened(incident_id, state["target"], state.get("outside") or facts.get("outside") or {},
                                     verdict, remediation)
     return {"verdict": verdict, "notification": {"subject": subject, "text": text, "kind": "diagnosed"},
-            "remediation_candidate": candidate}
+            "remediation_candidate": candidate, "maintenance": maintenance_now(target, clock)}
+
+
+def maintenance_now(target: Target | None, clock: Clock) -> str | None:
+    """The active maintenance window of ``target`` in words, or None: the state machine's ``InMaintenance``
+    Choice skips Notify while one is active (the verdict is still recorded)."""
+    if target is None or not target.maintenance:
+        return None
+    from gatewatch.remediation.maintenance import active_window, describe
+
+    window = active_window(target, clock.now())
+    return describe(window) if window else None
 
 
 def _target(config: Config | None, name: str) -> Target | None:
@@ -255,4 +266,4 @@ def record_outcome_step(state: dict[str, Any], store: ResultsStore, clock: Clock
                                f"{remediation['action']} did not fix it")
     kind = {"verified": "remediated", "escalate": "escalated"}.get(remediation["result"], "diagnosed")
     return {"verdict": verdict, "notification": {"subject": subject, "text": text, "kind": kind},
-            "remediation_candidate": False}
+            "remediation_candidate": False, "maintenance": (state.get("record") or {}).get("maintenance")}

@@ -286,7 +286,7 @@ def build_definition(tree: Tree) -> dict[str, Any]:
     states["Record"] = _lambda_task(
         "RecordFunctionArn",
         {"verdict.$": "$.Payload.verdict", "notification.$": "$.Payload.notification",
-         "remediation_candidate.$": "$.Payload.remediation_candidate"},
+         "remediation_candidate.$": "$.Payload.remediation_candidate", "maintenance.$": "$.Payload.maintenance"},
         "$.record",
         "RemediationCandidate",
         "NotifyFailure",
@@ -294,7 +294,7 @@ def build_definition(tree: Tree) -> dict[str, Any]:
     states["RemediationCandidate"] = {
         "Type": "Choice",
         "Choices": [{"Variable": "$.record.remediation_candidate", "BooleanEquals": True, "Next": "Guard"}],
-        "Default": "Notify",
+        "Default": "InMaintenance",
     }
     states["Guard"] = _lambda_task(
         "GuardFunctionArn",
@@ -302,7 +302,7 @@ def build_definition(tree: Tree) -> dict[str, Any]:
          "settle_s.$": "$.Payload.settle_s", "decision.$": "$.Payload.decision"},
         "$.guard",
         "GuardAllowed",
-        "Notify",
+        "InMaintenance",
     )
     states["GuardAllowed"] = {
         "Type": "Choice",
@@ -323,12 +323,20 @@ def build_definition(tree: Tree) -> dict[str, Any]:
     states["RecordOutcome"] = _lambda_task(
         "RecordFunctionArn",
         {"verdict.$": "$.Payload.verdict", "notification.$": "$.Payload.notification",
-         "remediation_candidate.$": "$.Payload.remediation_candidate"},
+         "remediation_candidate.$": "$.Payload.remediation_candidate", "maintenance.$": "$.Payload.maintenance"},
         "$.record",
-        "Notify",
+        "InMaintenance",
         "NotifyFailure",
         payload={"mode": "outcome", "state.$": "$"},
     )
+    # a maintenance window of the target is active (RecordFunction: steps.maintenance_now): the verdict is recorded,
+    # nobody is notified
+    states["InMaintenance"] = {
+        "Type": "Choice",
+        "Choices": [{"Variable": "$.record.maintenance", "IsString": True, "Next": "Silenced"}],
+        "Default": "Notify",
+    }
+    states["Silenced"] = {"Type": "Succeed"}
     states["Notify"] = {
         "Type": "Task",
         "Resource": "arn:aws:states:::sns:publish",
