@@ -87,7 +87,7 @@ bench-scale: venv
 	$(BIN)/python benchmarks/scale_bench.py
 
 demo: setup
-	$(BIN)/gatewatch lab demo
+	$(BIN)/gatewatch lab demo --topology all
 
 # The real fault lab (root): nginx, the FastAPI backend and PostgreSQL in the network namespace gwlab, the edge on
 # 127.0.0.1:18080. `gatewatch lab faults` lists what `gatewatch lab inject NAME` can break; `lab heal` mends it.

@@ -66,8 +66,10 @@ def demo_target(lab: Lab):
 def _one(lab: Lab, fault: str, store: SQLiteStore, out: TextIO, inject: bool = True) -> Row:
     expect = FAULTS[fault].expect if fault in FAULTS else FAULTS["backend_stopped"].expect
     # without a service manager nothing is configured to restart or start things: no fix is expected
-    row = Row(fault, expect, lab.topology.name,
-              fix_expected=EXPECTED_FIX.get(fault) if lab.topology.supervised else None)
+    fix_expected = EXPECTED_FIX.get(fault) if lab.topology.supervised else None
+    if fault == "backend_hung" and lab.topology.app_server == "gunicorn":
+        fix_expected = "escalate"  # the code blocks every worker's event loop: a restart cannot help, a human can
+    row = Row(fault, expect, lab.topology.name, fix_expected=fix_expected)
     real = fault if fault in FAULTS else "backend_stopped"
     messages = io.StringIO()
     baseline = Pipeline(Config(targets=[demo_target(lab)]), store, ConsoleNotifier(stream=messages))

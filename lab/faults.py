@@ -83,7 +83,8 @@ def _backend_gave_up(lab: Lab) -> bool:
     except OSError:
         return False
     # a failed import leaves a traceback; a failed bind only uvicorn's "[Errno 98] ... address already in use" line
-    return text.count("Traceback (most recent call last)") >= 2 or text.count("[Errno 98]") >= 2
+    # three failures: a loop, not one bad start (the on-box checks want repeated identical tracebacks too)
+    return text.count("Traceback (most recent call last)") >= 3 or text.count("[Errno 98]") >= 3
 
 
 def _nginx_variant(site: Callable[[Lab], NginxSite]) -> Callable[[Lab], None]:
@@ -321,13 +322,14 @@ _FAULT_LIST = [
         "crash_loop", "backend_crash_loop",
         "the app imports a module that is not installed, so every start dies (supervisor BACKOFF, then FATAL)",
         "restarts plus ModuleNotFoundError in the app log name the crash loop and its cause",
-        _crash_loop, _crash_loop_heal, _backend_gave_up, applies=_restarted,
+        _crash_loop, _crash_loop_heal, _backend_gave_up, settle_s=40, applies=_restarted,
     ),
     Fault(
         "port_conflict", "port_conflict",
         "another program holds 127.0.0.1:8000, so the backend fails to bind ([Errno 98] Address already in use)",
         "a listening port owned by a process that is not the service is a conflict, not a healthy backend",
-        _port_conflict, _port_conflict_heal, _backend_gave_up, applies=lambda t: _tcp(t) and _restarted(t),
+        _port_conflict, _port_conflict_heal, _backend_gave_up, settle_s=40,
+        applies=lambda t: _tcp(t) and _restarted(t),
     ),
     Fault(
         "nginx_stopped", "proxy_down",

@@ -119,6 +119,12 @@ class LabPaths:
         return self.backend_socket_dir / "backend-v2.sock"
 
     @property
+    def app_dir(self) -> Path:
+        """A symlink to the checkout that the backend runs from (--app-dir / --chdir): the lab's own directory in the
+        server's command line, so ``process_match`` finds this lab's backend and never another lab's on the host."""
+        return self.root / "app"
+
+    @property
     def backend_launcher(self) -> Path:
         """The shell script that starts the backend without supervisord (loop and plain managers)."""
         return self.root / "run-backend.sh"

@@ -445,6 +445,9 @@ class Lab:
             d.mkdir(exist_ok=True)
             os.chown(d, user.pw_uid, user.pw_gid)
             d.chmod(mode)
+        if not p.app_dir.is_symlink():
+            p.app_dir.unlink(missing_ok=True)
+            p.app_dir.symlink_to(REPO_ROOT)
         p.app_socket_dir.mkdir(exist_ok=True)
         p.app_socket_dir.chmod(0o700)  # root only: the socket_permission_denied fault relies on it
         (p.stranger_dir / "index.html").write_text("not the bandarupay backend\n")

@@ -286,7 +286,7 @@ def targets_doc(paths: LabPaths, netns: str, url_path: str = LOGIN_PATH, edge_po
     if topo.supervised:
         host.update(service_manager="supervisor", proxy_service="nginx", supervisor_config=str(paths.supervisord_conf))
     else:
-        host.update(service_manager="command", process_match="lab.backend.app")
+        host.update(service_manager="command", process_match=str(paths.app_dir))  # in the server's command line
     if topo.unix:
         host["backend_socket"] = str(paths.backend_socket)
     else:

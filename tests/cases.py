@@ -192,6 +192,15 @@ def _setups(refused: dict) -> dict[str, tuple[dict, str, str]]:
         nginx={**sock_nginx, "value.unix_sockets": [{"path": SOCK, "exists": False}],
                "primary_signature": "socket_missing", "error_signatures": [signature("socket_missing")]}))),
         "backend_down", "backend_down")
+    c["gunicorn_crash_loop_socket_rebound"] = (_on_socket(facts(down502(), with_changes(
+        BASE, service={"value.running": True, "value.crash_loop": True, "value.state": "RUNNING",
+                       "value.restarts_recent": 2},
+        port=sock_port, local_health={"value": http_check(None, refused=True)},
+        app_log={"value.module_not_found": True, "value.last_exception": {
+            "type": "ModuleNotFoundError", "message": "No module named 'jose'", "line": "ModuleNotFoundError: ..."}},
+        nginx={**sock_nginx, "value.unix_sockets": [{"path": SOCK, "exists": False}],
+               "primary_signature": "socket_missing", "error_signatures": [signature("socket_missing")]}))),
+        "backend_crash_loop_module", "backend_crash_loop")
     worker_timeout = {"value.worker_timeout": True, "value.worker_timeouts": 3, "value.workers_booted": 4}
     c["gunicorn_hung_socket"] = (_on_socket(facts(outside(probe(504, "http_5xx_origin")), with_changes(
         BASE, port=sock_port, nginx={**sock_nginx, "primary_signature": "upstream_timeout",

@@ -34,7 +34,7 @@ def _bind(paths: LabPaths, topo: Topology, toggles: Toggles) -> tuple[str, str |
 def server_argv(paths: LabPaths, topo: Topology | None = None, python: str = sys.executable) -> list[str]:
     topo = topo or get_topology(os.environ.get("GATEWATCH_LAB_TOPOLOGY"))
     toggles = Toggles(paths.toggles)
-    repo_root = Path(__file__).resolve().parents[2]
+    repo_root = paths.app_dir if paths.app_dir.is_dir() else Path(__file__).resolve().parents[2]
     kind, where = _bind(paths, topo, toggles)
     if topo.app_server == "gunicorn":
         bind = f"unix:{where}" if kind == "unix" else f"127.0.0.1:{where}"

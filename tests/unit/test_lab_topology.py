@@ -46,7 +46,7 @@ def test_targets_file_describes_the_topology(tmp_path, name):
     if topo.supervised:
         assert host.service_manager == "supervisor" and host.supervisor_config == str(paths.supervisord_conf)
     else:
-        assert host.service_manager == "command" and host.process_match == "lab.backend.app"
+        assert host.service_manager == "command" and host.process_match == str(paths.app_dir)
     expected = ("mysql", 3306) if topo.database == "mariadb" else ("postgresql", 5432)
     assert (host.database.kind, host.database.port) == expected
 
@@ -88,8 +88,11 @@ def test_supervisord_runs_the_backend_only_under_the_supervisor_manager(tmp_path
 def test_the_backend_starts_as_the_topology_says(tmp_path, name):
     topo = TOPOLOGIES[name]
     paths = LabPaths(tmp_path)
+    paths.app_dir.parent.mkdir(parents=True, exist_ok=True)
+    paths.app_dir.symlink_to(Path(__file__).resolve().parents[2])
     argv = server_argv(paths, topo, "python")
     assert argv[2] == topo.app_server
+    assert str(paths.app_dir) in " ".join(argv)  # what process_match finds: this lab's backend, no other
     if topo.app_server == "gunicorn":
         assert "uvicorn.workers.UvicornWorker" in argv
     where = f"unix:{paths.backend_socket}" if topo.unix else "127.0.0.1:8000"

@@ -319,11 +319,14 @@ def backend_on_tcp(f):
     return not backend_is_socket(f)
 
 
-@signal("bool", False, "the backend is on a unix socket and is not running: its socket is missing or refuses")
+@signal("bool", False, "the backend is on a unix socket and crash-looping, or not running (its socket missing or "
+                       "refusing)")
 def backend_socket_dead(f):
     if not backend_is_socket(f):
         return False
-    if _value(f, "service", "running") is True and not _value(f, "service", "crash_loop"):
+    if _value(f, "service", "crash_loop"):
+        return True  # a gunicorn master re-binds the socket at every restart: its state says nothing then
+    if _value(f, "service", "running") is True:
         return False
     sock = _value(f, "port", "socket")
     if isinstance(sock, dict):
