@@ -108,6 +108,7 @@ EVENT_METRICS = {
     "NotificationsDelivered": "NotifyFunction, per notification",
     "NotificationsFailed": "NotifyFunction, per notification",
     "ColdStart": "Powertools' capture_cold_start_metric, when a handler enables it",
+    "TargetsConfigRejected": "any targets reader, per 5-minute refresh while a rejected push is current (EMF line)",
     # the AWS slice's round budget (COORD 2026-11-28): priced as event-driven on condition that they are sent only
     # when not zero; sent every round they are $0.30 a month each and belong in FLEET_METRICS
     "TargetsSkipped": "ProbeFunction, only when a round skips targets",

@@ -263,8 +263,9 @@ LOG_DELIVERY = {"logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLog
                 "logs:DescribeLogGroups"}
 CODE_PATHS: dict[str, set[str]] = {
     # gatewatch.aws.runtime.load_targets: Powertools parameters.get_parameter (decrypt=True: the targets are a
-    # SecureString under the stack's key, decrypted through SSM; moto cannot show the KMS call)
-    "targets": {"ssm:GetParameter", "kms:Decrypt"},
+    # SecureString under the stack's key, decrypted through SSM; moto cannot show the KMS call); with TARGETS_BUCKET
+    # the S3 object (gatewatch.aws.targets_store: GetObject, SSE-KMS with the same key, decrypted through S3)
+    "targets": {"ssm:GetParameter", "kms:Decrypt", "s3:GetObject"},
     # pipeline round via DynamoDBStore: get_state/get_incident (GetItem), put_state/record_probe (conditional
     # PutItem), open_incident (TransactWriteItems of two Puts: authorised as PutItem), update_incident
     # (UpdateItem SET), list_incidents(open_only) (Query on GSI2)
@@ -296,6 +297,8 @@ CODE_PATHS: dict[str, set[str]] = {
     "sfn.notify": {"sns:Publish", "kms:GenerateDataKey", "kms:Decrypt"},
     # aws-sdk:ssm:sendCommand / getCommandInvocation tasks
     "sfn.ssm": {"ssm:SendCommand", "ssm:GetCommandInvocation"},
+    # HostByTags (gatewatch.tree.asl._host_by_tags): aws-sdk:ec2:describeInstances for host.instance_tags
+    "sfn.ec2": {"ec2:DescribeInstances"},
     # Logging: Level ALL on the state machine (Step Functions delivers the logs with the role's permissions)
     "sfn.logging": LOG_DELIVERY,
 }
@@ -307,7 +310,7 @@ ROLE_CODE_PATHS: dict[str, list[str]] = {
     "ReprobeFunction": ["targets"],
     "NotifyFunction": ["targets", "store.notifications", "notify.secrets", "lambda.dlq"],
     "StatusPageFunction": ["targets", "store.status_page", "status_page.write"],
-    "DiagnoseStateMachine": ["sfn.steps", "sfn.notify", "sfn.ssm", "sfn.logging"],
+    "DiagnoseStateMachine": ["sfn.steps", "sfn.notify", "sfn.ssm", "sfn.ec2", "sfn.logging"],
 }
 # Granted and needed, but moto cannot show their use (docs/aws.md lists them): KMS for the encrypted topic (moto's
 # SNS does not encrypt), log delivery (moto's Step Functions writes no logs), the DLQ (moto's Lambda has none).

@@ -18,7 +18,7 @@ from tests.integration.iam import (
 
 OWNERS = sorted(ROLE_CODE_PATHS)
 # APIs without resource-level permissions: "*" is the only valid Resource (AWS service authorization reference).
-STAR_ONLY_SIDS = {"ReadCommandResults", "LogDelivery"}
+STAR_ONLY_SIDS = {"ReadCommandResults", "LogDelivery", "FindTaggedHost"}
 
 
 def test_every_function_and_the_state_machine_has_a_declared_role():

@@ -105,6 +105,8 @@ def test_template_keeps_the_status_page_off_by_default_and_least_privileged(temp
         if "DynamoDBReadPolicy" in policy:  # the SAM template's read-only grant (no writes)
             actions |= {"dynamodb:GetItem", "dynamodb:Query"}
     # read the targets and the table, write three objects: nothing else (no table writes, no bucket reads/deletes)
-    assert actions == {"s3:PutObject", "ssm:GetParameter", "kms:Decrypt", "dynamodb:GetItem", "dynamodb:Query"}
+    # (s3:GetObject: the targets object in TargetsBucket only, see test_targets_store.py)
+    assert actions == {"s3:PutObject", "ssm:GetParameter", "kms:Decrypt", "dynamodb:GetItem", "dynamodb:Query",
+                       "s3:GetObject"}
     deny = template["Resources"]["StatusPageBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
     assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}

@@ -14,7 +14,8 @@ FUNCTIONS = {"ProbeFunction": "probe", "FactsFunction": "facts", "RecordFunction
              "GuardFunction": "guard", "ReprobeFunction": "reprobe"}
 # Read-only or resource-less APIs where IAM supports no resource scoping; each is justified in the template.
 STAR_RESOURCE_ACTIONS = {
-    "ssm:GetCommandInvocation", "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules",
+    "ssm:GetCommandInvocation", "ec2:DescribeInstances",
+    "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules",
     "xray:GetSamplingTargets", "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery",
     "logs:DeleteLogDelivery", "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies",
     "logs:DescribeLogGroups",

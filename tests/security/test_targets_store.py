@@ -82,7 +82,8 @@ def test_the_targets_parameter_is_decrypted_with_the_stack_key_through_ssm_only(
             assert statement["Action"] == "kms:Decrypt"
             assert statement["Resource"] == {"Fn::GetAtt": ["TopicKey", "Arn"]}
             via = statement["Condition"]["StringEquals"]["kms:ViaService"]
-            assert via == {"Fn::Sub": "ssm.${AWS::Region}.amazonaws.com"}
+            assert via == [{"Fn::Sub": "ssm.${AWS::Region}.amazonaws.com"},  # the legacy SecureString parameter
+                           {"Fn::Sub": "s3.${AWS::Region}.amazonaws.com"}]  # the TargetsBucket object (awscfg)
             readers.setdefault(function, []).append("decrypt")
     assert readers and all(sorted(v) == ["decrypt", "read"] for v in readers.values()), readers
     outputs = template["Outputs"]

@@ -32,9 +32,21 @@ def onbox_params_b64(target: Target) -> str:
     return encode_params(onbox_params(target))
 
 
+def execution_host(host: Any) -> dict[str, Any]:
+    """$.host of the state machine: the instance id, or the EC2 filters its HostByTags state resolves."""
+    if host is None:
+        return {}
+    if host.instance_id:
+        return {"instance_id": host.instance_id}
+    if host.instance_tags:
+        filters = [{"Name": f"tag:{k}", "Values": [str(v)]} for k, v in sorted(host.instance_tags.items())]
+        return {"instance_filters": filters + [{"Name": "instance-state-name", "Values": ["running"]}]}
+    return {}
+
+
 def execution_input(target: Target, incident_id: str, outside: dict[str, Any]) -> dict[str, Any]:
     """What the DiagnoseStateMachine starts with (small: the facts are built inside it)."""
-    host = {"instance_id": target.host.instance_id} if target.host and target.host.instance_id else {}
+    host = execution_host(target.host)
     return {
         "incident_id": incident_id,
         "target": target.name,

@@ -1,4 +1,4 @@
-"""Adapters the Lambda handlers share: the targets file from Parameter Store, the DynamoDB store, SNS.
+"""Adapters the Lambda handlers share: the targets file (S3, or legacy SSM), the DynamoDB store, SNS.
 
 Everything is built lazily and cached per container (module scope in the handler), and configured from the
 template's Globals: an explicit argument beats an environment variable.
@@ -24,7 +24,12 @@ def env(name: str, default: str | None = None) -> str:
 
 
 def load_targets(parameter_name: str | None = None) -> Config:
-    """The targets YAML from SSM Parameter Store (SecureString allowed), cached by Powertools Parameters."""
+    """The targets YAML: the S3 object TARGETS_BUCKET/TARGETS_KEY when TARGETS_BUCKET is set (parsed once per
+    ETag, a bad push rejected while the last good one stays, see gatewatch.aws.targets_store), else the legacy
+    SSM parameter TARGETS_PARAMETER (8 KB: about eleven targets), cached by Powertools Parameters."""
+    bucket = "" if parameter_name else os.environ.get("TARGETS_BUCKET", "")
+    if bucket:
+        return targets_source(bucket, os.environ.get("TARGETS_KEY") or "targets.yaml").get()
     from aws_lambda_powertools.utilities import parameters
 
     name = parameter_name or env("TARGETS_PARAMETER")
@@ -38,6 +43,15 @@ def _parse_targets(text: str, source: str) -> Config:
     from gatewatch.config import load_config_text
 
     return load_config_text(text, source=source, environ=os.environ)
+
+
+@lru_cache(maxsize=4)
+def targets_source(bucket: str, key: str) -> Any:
+    import boto3
+
+    from gatewatch.aws.targets_store import TargetsSource
+
+    return TargetsSource(bucket, key, boto3.client("s3"), max_age_s=CONFIG_MAX_AGE_S, environ=os.environ)
 
 
 @lru_cache(maxsize=1)
@@ -120,6 +134,7 @@ def reset() -> None:
     """Forget the per-container adapters (tests switch tables and topics between cases)."""
     store.cache_clear()
     notifier.cache_clear()
+    targets_source.cache_clear()
     _parse_targets.cache_clear()
     try:  # Powertools' parameter cache (max_age 300 s) would hand the next case the previous case's targets
         from aws_lambda_powertools.utilities.parameters import base, clear_caches

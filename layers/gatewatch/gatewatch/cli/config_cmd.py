@@ -1,4 +1,5 @@
-"""``gatewatch config check|schema|init``: validate a targets file, print its JSON Schema, write a starter file."""
+"""``gatewatch config check|schema|init|push``: validate a targets file, print its JSON Schema, write a starter file,
+upload it to an AWS deployment."""
 
 from __future__ import annotations
 
@@ -54,6 +55,21 @@ def register(sub) -> None:
     init.add_argument("--no-probe", action="store_true", help="write the file without probing the URLs")
     init.add_argument("--timeout", type=float, default=10.0, metavar="S", help="deadline of each probe (default 10)")
     init.set_defaults(func=run_init)
+
+    push = inner.add_parser(
+        "push", help="validate a targets file and upload it to an AWS deployment's targets bucket (your credentials)",
+        description="Validate FILE, then upload it as the deployment's targets object (versioned, encrypted with "
+                    "the stack's key). The functions pick it up within 5 minutes; a file that fails validation is "
+                    "never uploaded. Needs s3:PutObject on the bucket and kms:GenerateDataKey on the stack's key.",
+        epilog=examples("gatewatch config push targets.yaml --bucket BUCKET   # the stack's TargetsBucketName output",
+                        "GATEWATCH_TARGETS_BUCKET=BUCKET gatewatch config push targets.yaml --region eu-west-1"),
+    )
+    push.add_argument("file", help="the targets YAML file")
+    push.add_argument("--bucket", default=os.environ.get("GATEWATCH_TARGETS_BUCKET"),
+                      help="the stack's TargetsBucketName output (default: $GATEWATCH_TARGETS_BUCKET)")
+    push.add_argument("--key", default="targets.yaml", help="object key (the stack's TargetsKey; default targets.yaml)")
+    push.add_argument("--region", help="AWS region of the deployment (default: AWS_REGION or your profile's region)")
+    push.set_defaults(func=run_push)
 
 
 def run_check(args) -> int:
@@ -119,4 +135,35 @@ def run_init(args) -> int:
     out.write_text(text, encoding="utf-8")
     print(f"wrote {out} ({len(args.urls)} target(s)); next: gatewatch config check {out}, then "
           f"gatewatch run --config {out} --every 60")
+    return EXIT_OK
+
+
+def run_push(args) -> int:
+    from gatewatch.aws.targets_store import push
+    from gatewatch.cli import awserrors
+
+    if not args.bucket:
+        return error("config push", "no bucket", "pass --bucket (the stack's TargetsBucketName output) or set "
+                                                 "GATEWATCH_TARGETS_BUCKET")
+    try:
+        text = Path(args.file).read_text(encoding="utf-8")
+    except OSError as exc:
+        return error("config push", f"cannot read {args.file}: {exc.strerror or exc}")
+    s3 = awserrors.client("s3", args.region)
+    try:
+        pushed = push(text, args.bucket, args.key, s3)
+    except ConfigError as exc:
+        print(exc.render().replace(f"s3://{args.bucket}/{args.key}", args.file), file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:
+        code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+        if code == "NoSuchBucket":
+            return error("config push", f"bucket {args.bucket} not found",
+                         "use the TargetsBucketName output of your stack (and its region: --region)")
+        known = awserrors.known_error(exc, region=args.region)
+        if known is None:
+            raise
+        raise known from None
+    print(f"pushed {args.file} to s3://{pushed.bucket}/{pushed.key}: {pushed.targets} target(s), {pushed.size} B, "
+          f"version {pushed.version_id or '(unversioned)'}; the functions use it within 5 minutes")
     return EXIT_OK

@@ -186,6 +186,52 @@ def _ssm_poll(prefix: str, document_sub: str, parameters: dict[str, Any] | str, 
     }
 
 
+def _host_by_tags(on_found: str, on_none: str) -> dict[str, Any]:
+    """host.instance_tags on AWS: the running instance with those tags (EC2 DescribeInstances, filters made by
+    gatewatch.steps.execution_input). Exactly one match -> its id becomes $.host.instance_id and the on-box checks
+    run there; none or several -> no on-box facts (as the local SSM runner: several must be told apart by tags),
+    with the reason in $.host.resolve. One host is diagnosed per incident, so no SendCommand to every match."""
+    return {
+        "HostByTags": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::aws-sdk:ec2:describeInstances",
+            "Parameters": {"Filters.$": "$.host.instance_filters", "MaxResults": 5},
+            "ResultSelector": {"ids.$": "$.Reservations[*].Instances[*].InstanceId"},
+            "ResultPath": "$.host_found",
+            "Retry": [{"ErrorEquals": ["Ec2.RequestLimitExceeded", "Ec2.Ec2Exception"], "IntervalSeconds": 2,
+                       "MaxAttempts": 2, "BackoffRate": 2}],
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.host.resolve", "Next": on_none}],
+            "Next": "HostByTagsCount",
+        },
+        "HostByTagsCount": {
+            "Type": "Pass",
+            "Parameters": {"count.$": "States.ArrayLength($.host_found.ids)", "ids.$": "$.host_found.ids"},
+            "ResultPath": "$.host_found",
+            "Next": "HostByTagsOne",
+        },
+        "HostByTagsOne": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.host_found.count", "NumericEquals": 1, "Next": "HostByTagsChosen"}],
+            "Default": "HostByTagsNone",
+        },
+        "HostByTagsChosen": {
+            "Type": "Pass",
+            "Parameters": {"instance_id.$": "States.ArrayGetItem($.host_found.ids, 0)",
+                           "instance_filters.$": "$.host.instance_filters"},
+            "ResultPath": "$.host",
+            "Next": on_found,
+        },
+        "HostByTagsNone": {
+            "Type": "Pass",
+            "Parameters": {"instance_filters.$": "$.host.instance_filters",
+                           "resolve.$": "States.Format('{} running instances have these tags (need exactly one): "
+                                        "{}', $.host_found.count, $.host_found.ids)"},
+            "ResultPath": "$.host",
+            "Next": on_none,
+        },
+    }
+
+
 def build_definition(tree: Tree) -> dict[str, Any]:
     states: dict[str, Any] = {
         "HasHost": {
@@ -193,10 +239,12 @@ def build_definition(tree: Tree) -> dict[str, Any]:
             "Comment": "On-box checks need an SSM-managed instance; without one the tree works from the outside.",
             "Choices": [{"And": [{"Variable": "$.host.instance_id", "IsPresent": True},
                                  {"Variable": "$.host.instance_id", "IsString": True}],
-                         "Next": "OnboxSend"}],
+                         "Next": "OnboxSend"},
+                        {"Variable": "$.host.instance_filters", "IsPresent": True, "Next": "HostByTags"}],
             "Default": "Facts",
         },
     }
+    states |= _host_by_tags("OnboxSend", "Facts")
     states |= _ssm_poll("Onbox", "OnboxDocumentName", {"Params.$": "States.Array($.onbox_params)"}, 60,
                         POLL_SECONDS, MAX_POLLS, "Facts", "Facts")
     states["Facts"] = _lambda_task(
