@@ -6,7 +6,8 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from gatewatch.aws import runtime
+from gatewatch.aws import runtime, shard
+from gatewatch.clock import Clock
 from gatewatch.steps import probe_step, round_budget
 
 logger = Logger()
@@ -54,12 +55,61 @@ def _certificates(reports) -> None:
     metrics.add_metric(name="CertificatesCritical", unit=MetricUnit.Count, value=critical)
 
 
+class _WorkerNotifier:
+    """A shard worker's notifier: notifications as usual, but pending deliveries are retried by the coordinator
+    alone (once a round, not once a shard)."""
+
+    def __init__(self, notifier) -> None:
+        self._notifier = notifier
+
+    def __getattr__(self, name: str):
+        if name == "retry_pending":
+            raise AttributeError(name)
+        return getattr(self._notifier, name)
+
+
+def _fan_out(shards: list[list[str]], function_arn: str, round_at: str) -> None:
+    """Start one asynchronous worker invocation of this function per shard (lambda:InvokeFunction on itself)."""
+    import json
+
+    import boto3
+
+    client = boto3.client("lambda")
+    for index, names in enumerate(shards, start=1):
+        client.invoke(FunctionName=function_arn, InvocationType="Event",
+                      Payload=json.dumps(shard.shard_event(index, len(shards) + 1, names, round_at)).encode())
+
+
+def _targets_of_round(event: dict, config, budget: float | None, context: LambdaContext):
+    """(targets this invocation probes, shard count): a worker probes its shard; the coordinator splits a fleet
+    too large for one invocation, fans out all shards but the first, and probes the first itself."""
+    if isinstance(event, dict) and isinstance(event.get("shard"), dict):
+        wanted = set(event["shard"].get("targets") or ())
+        metrics.add_metadata(key="shard", value=f"{event['shard'].get('index')}/{event['shard'].get('count')}")
+        return [t for t in config.targets if t.name in wanted], int(event["shard"].get("count") or 1)
+    targets = list(config.targets)
+    size = shard.fleet_size(budget or 45.0, config.settings.concurrency, [t.timeout_s for t in targets])
+    if len(targets) <= size:
+        return targets, 1
+    shards = shard.split([t.name for t in targets], size)
+    _fan_out(shards[1:], context.invoked_function_arn, Clock().iso())
+    logger.info("round sharded", extra={"targets": len(targets), "shard_size": size, "shards": len(shards)})
+    metrics.add_metadata(key="shard", value=f"0/{len(shards)}")
+    first = set(shards[0])
+    return [t for t in targets if t.name in first], len(shards)
+
+
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict, context: LambdaContext) -> dict:
     config = runtime.load_targets()
     budget = round_budget(context.get_remaining_time_in_millis())
-    reports = probe_step(config, runtime.store(), runtime.notifier(), runtime.start_execution, budget_s=budget)
+    targets, shards = _targets_of_round(event, config, budget, context)
+    worker = isinstance(event, dict) and "shard" in event
+    notifier = _WorkerNotifier(runtime.notifier()) if worker else runtime.notifier()
+    # a worker whose targets left the config since the fan-out probes nothing (run_once([]) would probe all)
+    reports = probe_step(config, runtime.store(), notifier, runtime.start_execution, budget_s=budget,
+                         targets=targets) if targets or not worker else []
     down = 0
     wanted = per_target_metrics()
     for report in reports:
@@ -87,6 +137,6 @@ def handler(event: dict, context: LambdaContext) -> dict:
         metrics.add_metric(name="TargetsSkipped", unit=MetricUnit.Count, value=skipped)
     if errors:
         metrics.add_metric(name="TargetErrors", unit=MetricUnit.Count, value=errors)
-    return {"targets": len(reports), "down": down,
+    return {"targets": len(reports), "down": down, "shards": shards,
             "events": [{"target": r.target, "event": r.event, "incident_id": r.incident_id} for r in reports
                        if r.event]}

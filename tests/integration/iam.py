@@ -288,6 +288,8 @@ CODE_PATHS: dict[str, set[str]] = {
     "notify.secrets": {"ssm:GetParameter", "secretsmanager:GetSecretValue"},
     # gatewatch.aws.runtime.start_execution
     "diagnosis.start": {"states:StartExecution"},
+    # functions/probe/app.py _fan_out: a sharded round invokes ProbeFunction itself once per further shard
+    "probe.fanout": {"lambda:InvokeFunction"},
     # gatewatch.notify.sns.SNSNotifier.publish on a topic encrypted with TopicKey
     "notify.sns": {"sns:Publish", "kms:GenerateDataKey", "kms:Decrypt"},
     # not our code: the Lambda service sends a failed async event to the DeadLetterQueue with the function's role
@@ -303,7 +305,7 @@ CODE_PATHS: dict[str, set[str]] = {
     "sfn.logging": LOG_DELIVERY,
 }
 ROLE_CODE_PATHS: dict[str, list[str]] = {
-    "ProbeFunction": ["targets", "store.round", "diagnosis.start", "notify.sns", "lambda.dlq"],
+    "ProbeFunction": ["targets", "store.round", "diagnosis.start", "notify.sns", "lambda.dlq", "probe.fanout"],
     "FactsFunction": [],
     "RecordFunction": ["targets", "store.record"],
     "GuardFunction": ["targets", "store.guardrails"],

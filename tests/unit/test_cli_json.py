@@ -57,7 +57,7 @@ def keys(argv, capsys, expect=None):
 def test_docs_list_the_commands():
     assert set(DOCS) == {"probe URL --json", "probe --config FILE --json", "run --json", "incidents --json",
                          "incidents show ID --json", "history --json", "remediation audit ID --json",
-                         "diagnose --facts FILE --json"}
+                         "diagnose --facts FILE --json", "store prune --json"}
 
 
 def test_probe_json_fields(capsys):

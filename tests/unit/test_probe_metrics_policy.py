@@ -19,7 +19,8 @@ def probe_app(monkeypatch):
     app = importlib.import_module("functions.probe.app")
     reports = [RoundReport("a", "up", None, latency_ms=12.5), RoundReport("b", "down", "timeout", latency_ms=None)]
     store = SimpleNamespace(list_incidents=lambda **_kw: [])
-    monkeypatch.setattr(app.runtime, "load_targets", lambda: None)
+    fleet = SimpleNamespace(targets=[], settings=SimpleNamespace(concurrency=16))  # one invocation: not sharded
+    monkeypatch.setattr(app.runtime, "load_targets", lambda: fleet)
     monkeypatch.setattr(app.runtime, "store", lambda: store)
     monkeypatch.setattr(app.runtime, "notifier", lambda: None)
     monkeypatch.setattr(app, "probe_step", lambda *a, **kw: reports)

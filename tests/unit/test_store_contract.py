@@ -101,6 +101,8 @@ def test_history_is_newest_first_per_target_and_limited(store):
 
 
 def test_history_across_targets_is_newest_first(store):
+    for name in ("api", "web"):  # across targets = the targets the store knows (a round writes the state too)
+        store.put_state(TargetState(target=name), 0)
     store.record_probe(probe("api", "2026-01-01T00:00:00.000Z", n=1))
     store.record_probe(probe("web", "2026-01-01T00:01:00.000Z", n=2))
     store.record_probe(probe("api", "2026-01-01T00:02:00.000Z", n=3))

@@ -28,6 +28,7 @@ from gatewatch.messages import incident_opened, incident_resolved, outside_summa
 from gatewatch.probe import probe_targets, probe_url
 from gatewatch.runner.base import CommandRunner
 from gatewatch.store.base import Incident, ProbeRecord, ResultsStore, TargetState
+from gatewatch.store.compact import compact_result
 from gatewatch.store.exceptions import ConflictError
 from gatewatch.tree import diagnose
 
@@ -228,7 +229,7 @@ class Pipeline:
             record = record | {"certificate": report.certificate["certificate"]}
         self.store.record_probe(ProbeRecord(
             target=target.name, at=outside.get("at") or self.clock.iso(), status=outside["status"],
-            reason=probe.get("reason"), total_ms=report.latency_ms, result=record,
+            reason=probe.get("reason"), total_ms=report.latency_ms, result=compact_result(record),
         ))
         transition, flap, was_flapping = self._advance_state(target, up=outside["status"] != "down",
                                                              outside=outside)

@@ -90,12 +90,14 @@ class StartDiagnosis:
 
 
 def probe_step(config: Config, store: ResultsStore, notifier: Any, start_execution: Callable[[str, dict], bool],
-               clock: Clock | None = None, resolver: Any = None, budget_s: float | None = None) -> list[RoundReport]:
-    """ProbeFunction: one round over every target; opens (starts a diagnosis) and resolves incidents."""
+               clock: Clock | None = None, resolver: Any = None, budget_s: float | None = None,
+               targets: list[Target] | None = None) -> list[RoundReport]:
+    """ProbeFunction: one round over every target (or a shard's ``targets``); opens (starts a diagnosis) and
+    resolves incidents."""
     clock = clock or Clock()
     pipeline = Pipeline(config, store, notifier, clock=clock, resolver=resolver)
     pipeline.on_open = StartDiagnosis(store, start_execution, clock, resolver)
-    return pipeline.run_once(budget_s=budget_s)
+    return pipeline.run_once(targets=targets, budget_s=budget_s)
 
 
 ROUND_RESERVE_S = 4.0  # kept back from the invocation's remaining time: record the last results, emit metrics

@@ -41,6 +41,7 @@ COMMAND_MODULES = (
     "gatewatch.cli.serve_cmd",
     "gatewatch.cli.report_cmd",
     "gatewatch.cli.status_page_cmd",
+    "gatewatch.cli.store_cmd",
 )
 
 

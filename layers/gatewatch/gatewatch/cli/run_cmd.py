@@ -147,6 +147,7 @@ def run_pipeline(args) -> int:
                   flush=True)
         while True:
             started = time.monotonic()
+            _auto_prune(store)
             with progress(f"round {rounds + 1}: probing {len(config.targets)} target(s)"):
                 # a round fits its interval: what is not answered by then is recorded as skipped
                 reports = pipeline.run_once(budget_s=max(1.0, args.every * 0.9) if args.every else None)
@@ -172,6 +173,18 @@ def run_pipeline(args) -> int:
             server.shutdown()
         store.close()
     return EXIT_DOWN if any_down else EXIT_OK
+
+
+def _auto_prune(store) -> None:
+    """SQLite: delete old rounds at most once a day (gatewatch.store.retention); a failure never stops the run."""
+    from datetime import UTC, datetime
+
+    from gatewatch.store.retention import auto_prune
+
+    try:
+        auto_prune(store, datetime.now(UTC))
+    except Exception as exc:  # noqa: BLE001 - retention is housekeeping: the round goes on
+        print(f"gatewatch run: pruning the results store failed: {exc}", file=sys.stderr)
 
 
 def run_incidents(args) -> int:

@@ -143,7 +143,7 @@ class ResultsStore(abc.ABC):
 
     @abc.abstractmethod
     def history(self, target: str | None = None, limit: int = 50) -> list[ProbeRecord]:
-        """Newest first."""
+        """Newest first. Without a target: across the targets that have a state (every round writes one)."""
 
     @abc.abstractmethod
     def get_state(self, target: str) -> TargetState | None: ...

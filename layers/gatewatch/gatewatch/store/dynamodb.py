@@ -36,6 +36,11 @@ RESOLVED_INCIDENT_TTL_DAYS = 180  # a resolved incident (with its verdict and fa
 ACTION_TTL_DAYS = 180  # remediation audit records; cooldown and daily caps look back a day at most
 LOCK_TTL_GRACE_S = 86_400  # an expired lease item stays a day for the audit, then TTL removes it
 GSI_BY_TARGET, GSI_BY_KIND = "GSI1", "GSI2"
+OPEN_INCIDENTS = "INCIDENT#open"  # GSI2 partition holding only the open incidents (moved out on resolve)
+
+
+def _incident_partition(status: str | None) -> str:
+    return OPEN_INCIDENTS if status == "open" else "INCIDENT"
 
 
 # -- the one place where Python values become DynamoDB values and back -----------------------------------------
@@ -206,8 +211,8 @@ class DynamoDBStore(ResultsStore):
         when = f"{record.at}#{self._seq.next()}"
         self._put({
             **record.to_dict(),
-            "PK": f"TARGET#{record.target}", "SK": f"PROBE#{when}",
-            "GSI2PK": "PROBE", "GSI2SK": when, "kind": "probe",
+            # no GSI2 copy: nothing queries probes across targets by index (it doubled every probe's write units)
+            "PK": f"TARGET#{record.target}", "SK": f"PROBE#{when}", "kind": "probe",
             "expires_at": int(time.time()) + self.probe_ttl_days * 86_400,
         })
 
@@ -216,8 +221,10 @@ class DynamoDBStore(ResultsStore):
             return []
         if target:
             items = self._query("PK", f"TARGET#{target}", "PROBE#", newest_first=True, limit=limit)
-        else:
-            items = self._query("GSI2PK", "PROBE", index=GSI_BY_KIND, newest_first=True, limit=limit)
+        else:  # every target's newest `limit`, merged: one Query per target (CLI `history` without --target)
+            items = [i for s in self.list_states()
+                     for i in self._query("PK", f"TARGET#{s.target}", "PROBE#", newest_first=True, limit=limit)]
+            items = sorted(items, key=lambda i: i.get("SK", ""), reverse=True)[:limit]
         return [ProbeRecord(**_fields_of(ProbeRecord, i)) for i in items]
 
     def probes_between(self, target: str, since: str, until: str | None = None) -> list[ProbeRecord]:
@@ -303,7 +310,7 @@ class DynamoDBStore(ResultsStore):
             **incident.to_dict(),
             "PK": f"INCIDENT#{incident.id}", "SK": "INCIDENT",
             "GSI1PK": f"TARGET#{incident.target}", "GSI1SK": f"INCIDENT#{when}",
-            "GSI2PK": "INCIDENT", "GSI2SK": when, "kind": "incident",
+            "GSI2PK": _incident_partition(incident.status), "GSI2SK": when, "kind": "incident",
         }
 
     def create_incident(self, incident: Incident) -> bool:
@@ -329,6 +336,8 @@ class DynamoDBStore(ResultsStore):
         # Only the attributes this caller owns (SET), so a verdict and a resolve racing cannot overwrite each other.
         if changes.get("status") == "resolved":  # retention starts when the incident is over
             changes = {**changes, "expires_at": int(time.time()) + RESOLVED_INCIDENT_TTL_DAYS * 86_400}
+        if "status" in changes:  # leaves (or enters) the sparse GSI2 partition of open incidents
+            changes = {**changes, "GSI2PK": _incident_partition(changes["status"])}
         names = {f"#f{i}": name for i, name in enumerate(changes)}
         values = {f":v{i}": value for i, value in enumerate(changes.values())}
         try:
@@ -344,12 +353,17 @@ class DynamoDBStore(ResultsStore):
     def list_incidents(self, target: str | None = None, open_only: bool = False, limit: int = 50) -> list[Incident]:
         if limit <= 0:
             return []
-        keep = (lambda item: item.get("status") == "open") if open_only else None
-        if target:
+        if open_only:  # the sparse partition: only open incidents, however long the history (fleet-wide: few)
+            keep = (lambda item: item.get("target") == target) if target else None
+            items = self._query("GSI2PK", OPEN_INCIDENTS, index=GSI_BY_KIND, newest_first=True, limit=limit,
+                                keep=keep)
+        elif target:
             items = self._query("GSI1PK", f"TARGET#{target}", "INCIDENT#", index=GSI_BY_TARGET,
-                                newest_first=True, limit=limit, keep=keep)
+                                newest_first=True, limit=limit)
         else:
-            items = self._query("GSI2PK", "INCIDENT", index=GSI_BY_KIND, newest_first=True, limit=limit, keep=keep)
+            items = [i for partition in ("INCIDENT", OPEN_INCIDENTS)
+                     for i in self._query("GSI2PK", partition, index=GSI_BY_KIND, newest_first=True, limit=limit)]
+            items = sorted(items, key=lambda i: i.get("GSI2SK", ""), reverse=True)[:limit]
         return [Incident(**_fields_of(Incident, i)) for i in items]
 
     # -- remediation audit -------------------------------------------------------------------------------------

@@ -10,9 +10,11 @@ import json
 import os
 import sqlite3
 import threading
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from gatewatch.clock import iso, parse_iso
 from gatewatch.store.base import (
     ActionRecord,
     ClaimRecord,
@@ -43,6 +45,7 @@ CREATE TABLE IF NOT EXISTS incidents (
     id TEXT PRIMARY KEY, target TEXT NOT NULL, opened_at TEXT NOT NULL, status TEXT NOT NULL, doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS incidents_by_target ON incidents (target, opened_at);
+CREATE INDEX IF NOT EXISTS incidents_open ON incidents (opened_at) WHERE status = 'open';
 CREATE TABLE IF NOT EXISTS actions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     incident_id TEXT NOT NULL, target TEXT NOT NULL, at TEXT NOT NULL, doc TEXT NOT NULL
@@ -60,6 +63,7 @@ CREATE TABLE IF NOT EXISTS notifications (
 );
 CREATE INDEX IF NOT EXISTS notifications_by_target ON notifications (target, first_at);
 CREATE INDEX IF NOT EXISTS notifications_pending ON notifications (status, first_at);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -305,6 +309,27 @@ class SQLiteStore(ResultsStore):
             (target, target, incident_id, incident_id, int(pending_only), limit),
         ).fetchall()
         return [NotificationRecord(**json.loads(r[0])) for r in rows]
+
+    # retention (gatewatch.store.retention; DynamoDB does the same with TTL)
+    def prune(self, probes_before: str, resolved_before: str) -> dict[str, int]:
+        """Delete probes and notifications from before ``probes_before``, remediation actions from before
+        ``resolved_before`` and incidents resolved before it (open incidents stay). Returns the counts."""
+        deletes = {
+            "probes": ("DELETE FROM probes WHERE at < ?", probes_before),
+            "notifications": ("DELETE FROM notifications WHERE first_at < ? AND status != 'pending'", probes_before),
+            "actions": ("DELETE FROM actions WHERE at < ?", resolved_before),
+            "incidents": ("DELETE FROM incidents WHERE status = 'resolved' "
+                          "AND COALESCE(json_extract(doc, '$.resolved_at'), opened_at) < ?", resolved_before),
+        }
+        return {name: self._run(sql, (before,)).rowcount for name, (sql, before) in deletes.items()}
+
+    def prune_due(self, now: str, every_s: float) -> bool:
+        """Claim the periodic prune: True (and ``now`` recorded) when the last one is ``every_s`` old or absent."""
+        due = iso(parse_iso(now) - timedelta(seconds=every_s))
+        return self._run(
+            "INSERT INTO meta (key, value) VALUES ('pruned_at', ?) ON CONFLICT(key) DO UPDATE "
+            "SET value = excluded.value WHERE meta.value <= ?", (now, due),
+        ).rowcount == 1
 
     def close(self) -> None:
         with self._lock:
