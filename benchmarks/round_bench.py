@@ -173,7 +173,8 @@ def run_rounds(n: int, port: int, concurrency: int, rounds: int) -> dict[str, An
         boto3.client("ssm", region_name=REGION).put_parameter(Name="/gatewatch/targets", Type="String",
                                                                Value=fleet_yaml(n, port, concurrency))
         os.environ.update({"TABLE_NAME": table, "TOPIC_ARN": topic, "TARGETS_PARAMETER": "/gatewatch/targets",
-                           "STATE_MACHINE_ARN": f"arn:aws:states:{REGION}:123456789012:stateMachine:x"})
+                           "STATE_MACHINE_ARN": f"arn:aws:states:{REGION}:123456789012:stateMachine:x",
+                           "SHARD_SIZE": "1000000"})  # one invocation: this measures a worker's per-target cost
         from aws_lambda_powertools.utilities import parameters
         parameters.clear_caches()
         runtime.reset()
