@@ -279,10 +279,10 @@ def test_a_store_that_cannot_be_read_fails_closed(tmp_path, clock):
     from gatewatch.store import StoreError
 
     class Flaky(SQLiteStore):
-        def list_actions(self, incident_id=None, target=None):
+        def list_actions(self, incident_id=None, target=None, since=None):
             if target is not None:
                 raise StoreError("disk I/O error")
-            return super().list_actions(incident_id=incident_id, target=target)
+            return super().list_actions(incident_id=incident_id, target=target, since=since)
 
     store = Flaky(tmp_path / "gw.db")
     d = plan(DOWN, FACTS, make_target(), store=store, clock=clock, incident_id="inc-1")

@@ -215,6 +215,10 @@ def test_actions_read_oldest_first_per_incident_and_target(store):
     assert [a.detail["step"] for a in store.list_actions()] == [0, 1, 2, 3, 4]
     assert [a.detail["step"] for a in store.list_actions("api-1", target="web")] == []
     assert store.list_actions("api-1")[2].detail == {"step": 3, "ms": 4.5}
+    # a window reads only what is at or after it (the guardrails' cooldown and daily cap)
+    assert [a.detail["step"] for a in store.list_actions(target="api", since="2026-01-01T00:02:00.000Z")] == [2, 3, 4]
+    assert [a.decision for a in store.list_actions("api-1", since="2026-01-01T00:03:00.000Z")] == ["ran"]
+    assert store.list_actions(target="api", since="2026-01-01T00:05:00.000Z") == []
 
 
 # -- documents ----------------------------------------------------------------------------------------------------

@@ -145,7 +145,9 @@ def _runs(ctx: Context, since: datetime, action: str | None = None) -> list[Any]
     """One entry per attempt (incident + action), dated by its first ``starting`` or ``ran`` record, oldest first:
     an attempt whose runner died before ``ran`` still counts."""
     first: dict[tuple[str, str], Any] = {}
-    for r in ctx.store.list_actions(target=ctx.target.name):
+    # Only the window is read. An attempt that started before it and ran inside it is dated by its `ran` record and
+    # so still counts: the window can only make the guard stricter, never looser.
+    for r in ctx.store.list_actions(target=ctx.target.name, since=iso(since)):
         if r.decision in RUNS and (action is None or r.action == action):
             key = (r.incident_id, r.action)
             if key not in first or parse_iso(r.at) < parse_iso(first[key].at):

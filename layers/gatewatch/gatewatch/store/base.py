@@ -181,8 +181,11 @@ class ResultsStore(abc.ABC):
     def record_action(self, record: ActionRecord) -> None: ...
 
     @abc.abstractmethod
-    def list_actions(self, incident_id: str | None = None, target: str | None = None) -> list[ActionRecord]:
-        """Oldest first: the audit trail reads as a story."""
+    def list_actions(
+        self, incident_id: str | None = None, target: str | None = None, since: str | None = None
+    ) -> list[ActionRecord]:
+        """Oldest first: the audit trail reads as a story. ``since`` (ISO) reads only records at or after it, by a
+        key condition where the store has one (the guardrails' cooldown and daily cap read just their window)."""
 
     # Reads for the views (gatewatch.views: serve, status page, report). Not abstract, like the leases below.
     def list_states(self) -> list[TargetState]:

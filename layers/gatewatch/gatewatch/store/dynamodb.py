@@ -175,12 +175,18 @@ class DynamoDBStore(ResultsStore):
         newest_first: bool = False,
         limit: int | None = None,
         keep: Any = None,
+        from_sk: str | None = None,
     ) -> list[dict[str, Any]]:
-        """All items under one partition (optionally a sort-key prefix), paged until ``limit`` items are kept."""
+        """All items under one partition (optionally a sort-key prefix, and from ``prefix + from_sk`` on: a key
+        condition, so only that window is read), paged until ``limit`` items are kept."""
         sort_key = "SK" if index is None else f"{index}SK"
-        expr = "#pk = :pk" + (" AND begins_with(#sk, :prefix)" if prefix else "")
+        if prefix and from_sk:
+            expr = "#pk = :pk AND #sk BETWEEN :lo AND :hi"
+            values = {":pk": value, ":lo": prefix + from_sk, ":hi": prefix + "~"}
+        else:
+            expr = "#pk = :pk" + (" AND begins_with(#sk, :prefix)" if prefix else "")
+            values = {":pk": value} | ({":prefix": prefix} if prefix else {})
         names = {"#pk": key} | ({"#sk": sort_key} if prefix else {})
-        values = {":pk": value} | ({":prefix": prefix} if prefix else {})
         kwargs: dict[str, Any] = {
             "KeyConditionExpression": expr,
             "ExpressionAttributeNames": names,
@@ -377,15 +383,19 @@ class DynamoDBStore(ResultsStore):
             "expires_at": int(time.time()) + ACTION_TTL_DAYS * 86_400,
         })
 
-    def list_actions(self, incident_id: str | None = None, target: str | None = None) -> list[ActionRecord]:
+    def list_actions(
+        self, incident_id: str | None = None, target: str | None = None, since: str | None = None
+    ) -> list[ActionRecord]:
         if incident_id:
-            items = self._query("PK", f"INCIDENT#{incident_id}", "ACTION#")
+            items = self._query("PK", f"INCIDENT#{incident_id}", "ACTION#", from_sk=since)
             if target:
                 items = [i for i in items if i.get("target") == target]
         elif target:
-            items = self._query("GSI1PK", f"TARGET#{target}", "ACTION#", index=GSI_BY_TARGET)
+            items = self._query("GSI1PK", f"TARGET#{target}", "ACTION#", index=GSI_BY_TARGET, from_sk=since)
         else:
             items = self._query("GSI2PK", "ACTION", index=GSI_BY_KIND)
+        if since:
+            items = [i for i in items if i.get("at", "") >= since]
         return [ActionRecord(**_fields_of(ActionRecord, i)) for i in items]
 
     # -- leases and once-only claims (remediation) -------------------------------------------------------------

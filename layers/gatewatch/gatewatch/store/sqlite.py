@@ -241,8 +241,13 @@ class SQLiteStore(ResultsStore):
             (record.incident_id, record.target, record.at, dumps(record.to_dict())),
         )
 
-    def list_actions(self, incident_id: str | None = None, target: str | None = None) -> list[ActionRecord]:
+    def list_actions(
+        self, incident_id: str | None = None, target: str | None = None, since: str | None = None
+    ) -> list[ActionRecord]:
         clauses, args = [], []
+        if since:
+            clauses.append("at >= ?")
+            args.append(since)
         if incident_id:
             clauses.append("incident_id = ?")
             args.append(incident_id)
