@@ -112,7 +112,8 @@ class TargetsSource:
         return config
 
     def _current(self) -> Config:
-        assert self.config is not None
+        if self.config is None:  # callers check first; kept as a real error, not an assert (gone under -O)
+            raise RuntimeError(f"{self.source}: no targets config has been loaded yet")
         if self.rejected_etag is not None:
             self._reject(self.rejected_etag, "(unchanged since it was rejected)")
         return self.config
