@@ -167,6 +167,17 @@ def test_app_log_scan_finds_the_runbook_causes():
     assert quiet["worker_timeout"] is False and quiet["repeated_traceback"] is None and quiet["db_error_line"] is None
 
 
+def test_a_crash_loop_that_ended_is_not_a_repeated_traceback():
+    crash = ["Traceback (most recent call last):", '  File "/srv/app/main.py", line 1, in <module>',
+             "ModuleNotFoundError: No module named 'gatewatch_lab_missing'"]
+    healed = crash * 4 + ["INFO:     Started server process [42]", "INFO:     Waiting for application startup.",
+                          "INFO:     Application startup complete."]
+    assert applog.scan_app_log(healed)["repeated_traceback"] is None
+    assert applog.scan_app_log(healed)["module_not_found"] is True  # what happened is still reported
+    again = applog.scan_app_log(healed + crash * 3)
+    assert again["repeated_traceback"]["count"] == 3 and "ModuleNotFoundError" in again["repeated_traceback"]["line"]
+
+
 @pytest.mark.parametrize("line, pid, comm", [
     ("Out of memory: Killed process 4321 (uvicorn) total-vm:2097152kB, anon-rss:1048576kB, file-rss:0kB", 4321,
      "uvicorn"),

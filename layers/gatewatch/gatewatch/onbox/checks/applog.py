@@ -29,6 +29,10 @@ WORKER_CHURN_BOOTS = 2  # workers booted again after a timeout or a death
 UVICORN_BIND_RE = re.compile(r"\[Errno (\d+)\] (error while attempting to bind on address .*)$")
 
 
+# uvicorn, and gunicorn's uvicorn workers, print this once the app has imported and its startup has run
+STARTUP_COMPLETE = "Application startup complete."
+
+
 def scan_app_log(lines) -> dict:
     """The last exception, the runbook's tell-tale causes, gunicorn's worker signals and repeated tracebacks."""
     out = {"last_exception": None, "address_in_use": False, "module_not_found": False, "db_error": False,
@@ -53,6 +57,9 @@ def scan_app_log(lines) -> dict:
         elif GUNICORN_BOOT_RE.search(text):
             out["workers_booted"] += 1
             out["worker_reboots"] += 1 if trouble_seen else 0
+        if STARTUP_COMPLETE in text:
+            # the app started cleanly after them: the tracebacks before this line are a loop that has ended
+            tracebacks, in_traceback = {}, False
         if text.strip() == "Traceback (most recent call last):":
             in_traceback = True
         m = EXC_LINE_RE.match(text)
