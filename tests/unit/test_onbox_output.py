@@ -174,8 +174,17 @@ def test_a_crash_loop_that_ended_is_not_a_repeated_traceback():
                           "INFO:     Application startup complete."]
     assert applog.scan_app_log(healed)["repeated_traceback"] is None
     assert applog.scan_app_log(healed)["module_not_found"] is True  # what happened is still reported
-    again = applog.scan_app_log(healed + crash * 3)
+    again = applog.scan_app_log(healed + ["INFO:     Shutting down", "INFO:     Finished server process [42]"]
+                                + crash * 3)
     assert again["repeated_traceback"]["count"] == 3 and "ModuleNotFoundError" in again["repeated_traceback"]["line"]
+
+
+def test_requests_failing_after_a_clean_start_are_not_a_crash_loop():
+    request_error = ["ERROR:    Exception in ASGI application", "Traceback (most recent call last):",
+                     '  File "/srv/app/main.py", line 9, in endpoint', "RuntimeError: boom"]
+    lines = ["INFO:     Started server process [7]", "INFO:     Application startup complete."] + request_error * 5
+    out = applog.scan_app_log(lines)
+    assert out["repeated_traceback"] is None and out["last_exception"]["type"] == "RuntimeError"
 
 
 @pytest.mark.parametrize("line, pid, comm", [

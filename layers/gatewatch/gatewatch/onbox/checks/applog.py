@@ -29,8 +29,11 @@ WORKER_CHURN_BOOTS = 2  # workers booted again after a timeout or a death
 UVICORN_BIND_RE = re.compile(r"\[Errno (\d+)\] (error while attempting to bind on address .*)$")
 
 
-# uvicorn, and gunicorn's uvicorn workers, print this once the app has imported and its startup has run
+# uvicorn, and gunicorn's uvicorn workers, print this once the app has imported and its startup has run; the other
+# lines mark a process ending or a new one beginning, before its app is imported
 STARTUP_COMPLETE = "Application startup complete."
+PROCESS_BOUNDARY_RE = re.compile(r"Finished server process|Started server process|Booting worker with pid|"
+                                 r"Starting gunicorn|Shutting down")
 
 
 def scan_app_log(lines) -> dict:
@@ -38,7 +41,9 @@ def scan_app_log(lines) -> dict:
     out = {"last_exception": None, "address_in_use": False, "module_not_found": False, "db_error": False,
            "db_error_line": None, "worker_timeout": False, "worker_timeouts": 0, "workers_booted": 0,
            "worker_reboots": 0, "worker_churn": False, "repeated_traceback": None}
-    tracebacks, in_traceback, trouble_seen = {}, False, False
+    # A crash loop repeats a start-up traceback; a request that fails logs one after a clean start-up, and must not
+    # read as a loop: only tracebacks between a process boundary and the next clean start-up are counted.
+    tracebacks, in_traceback, trouble_seen, started_ok = {}, False, False, False
     for line in lines:
         text = line.rstrip()
         if ADDRESS_IN_USE_RE.search(text):
@@ -59,15 +64,17 @@ def scan_app_log(lines) -> dict:
             out["worker_reboots"] += 1 if trouble_seen else 0
         if STARTUP_COMPLETE in text:
             # the app started cleanly after them: the tracebacks before this line are a loop that has ended
-            tracebacks, in_traceback = {}, False
+            tracebacks, in_traceback, started_ok = {}, False, True
+        elif PROCESS_BOUNDARY_RE.search(text):
+            started_ok = False
         if text.strip() == "Traceback (most recent call last):":
             in_traceback = True
         m = EXC_LINE_RE.match(text)
-        if m and in_traceback:
+        if m and in_traceback and not started_ok:
             key = _short(text.strip(), 300)
             tracebacks[key] = tracebacks.get(key, 0) + 1
-            in_traceback = False
         if m:
+            in_traceback = False
             out["last_exception"] = {"type": m.group(1).split(".")[-1], "qualified_type": m.group(1),
                                      "message": _short(m.group(2) or "", 300), "line": _short(text.strip(), 400)}
             continue
