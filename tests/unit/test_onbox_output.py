@@ -185,6 +185,10 @@ def test_requests_failing_after_a_clean_start_are_not_a_crash_loop():
     lines = ["INFO:     Started server process [7]", "INFO:     Application startup complete."] + request_error * 5
     out = applog.scan_app_log(lines)
     assert out["repeated_traceback"] is None and out["last_exception"]["type"] == "RuntimeError"
+    # the tail may not reach back to the start-up lines: the request's own header still tells
+    chained = request_error[:-1] + ["KeyError: 'x'", "", "During handling of the above exception, another exception "
+                                    "occurred:", "", "Traceback (most recent call last):", "RuntimeError: boom"]
+    assert applog.scan_app_log((request_error + chained) * 3)["repeated_traceback"] is None
 
 
 @pytest.mark.parametrize("line, pid, comm", [

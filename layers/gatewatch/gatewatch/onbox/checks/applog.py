@@ -32,6 +32,9 @@ UVICORN_BIND_RE = re.compile(r"\[Errno (\d+)\] (error while attempting to bind o
 # uvicorn, and gunicorn's uvicorn workers, print this once the app has imported and its startup has run; the other
 # lines mark a process ending or a new one beginning, before its app is imported
 STARTUP_COMPLETE = "Application startup complete."
+# a request's traceback follows one of these (uvicorn, gunicorn); a start-up traceback follows none
+REQUEST_ERROR_RE = re.compile(r"Exception in ASGI application|Error handling request|Exception on /")
+LOG_RECORD_RE = re.compile(r"^(?:INFO|WARNING|ERROR|DEBUG|CRITICAL):|^\[\d{4}-")
 PROCESS_BOUNDARY_RE = re.compile(r"Finished server process|Started server process|Booting worker with pid|"
                                  r"Starting gunicorn|Shutting down")
 
@@ -43,7 +46,7 @@ def scan_app_log(lines) -> dict:
            "worker_reboots": 0, "worker_churn": False, "repeated_traceback": None}
     # A crash loop repeats a start-up traceback; a request that fails logs one after a clean start-up, and must not
     # read as a loop: only tracebacks between a process boundary and the next clean start-up are counted.
-    tracebacks, in_traceback, trouble_seen, started_ok = {}, False, False, False
+    tracebacks, in_traceback, trouble_seen, started_ok, in_request = {}, False, False, False, False
     for line in lines:
         text = line.rstrip()
         if ADDRESS_IN_USE_RE.search(text):
@@ -62,6 +65,10 @@ def scan_app_log(lines) -> dict:
         elif GUNICORN_BOOT_RE.search(text):
             out["workers_booted"] += 1
             out["worker_reboots"] += 1 if trouble_seen else 0
+        if REQUEST_ERROR_RE.search(text):
+            in_request = True  # until the next log record: chained tracebacks of one request stay the request's
+        elif LOG_RECORD_RE.match(text):
+            in_request = False
         if STARTUP_COMPLETE in text:
             # the app started cleanly after them: the tracebacks before this line are a loop that has ended
             tracebacks, in_traceback, started_ok = {}, False, True
@@ -70,7 +77,7 @@ def scan_app_log(lines) -> dict:
         if text.strip() == "Traceback (most recent call last):":
             in_traceback = True
         m = EXC_LINE_RE.match(text)
-        if m and in_traceback and not started_ok:
+        if m and in_traceback and not started_ok and not in_request:
             key = _short(text.strip(), 300)
             tracebacks[key] = tracebacks.get(key, 0) + 1
         if m:
