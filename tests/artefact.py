@@ -164,6 +164,29 @@ def lock_mismatches(build_dir: Path) -> list[str]:
             for name in sorted(set(built) | set(pins)) if built.get(name) != pins.get(name)]
 
 
+PYC_UNCHECKED_HASH = 0b01  # PEP 552 flags: hash-based, not checked against the source
+
+
+def bytecode_problems(build_dir: Path) -> list[str]:
+    """Every module of the layer ships its python3.12 bytecode, hash-based and unchecked: /opt is read-only, so a
+    missing or stale .pyc is compiled again at every cold start (layers/gatewatch/Makefile says why)."""
+    problems = []
+    sources = [p for p in build_dir.glob("*/python/**/*.py") if "__pycache__" not in p.parts]
+    if not sources:
+        return ["no .py under */python/: the layer was not built"]
+    for source in sources:
+        pyc = source.parent / "__pycache__" / f"{source.stem}.cpython-312.pyc"
+        if not pyc.is_file():
+            problems.append(f"{source.relative_to(build_dir)} has no python3.12 bytecode")
+            continue
+        with open(pyc, "rb") as fh:
+            flags = struct.unpack("<I", fh.read(8)[4:8])[0]
+        if flags != PYC_UNCHECKED_HASH:
+            problems.append(f"{pyc.relative_to(build_dir)} is not an unchecked-hash pyc (flags {flags})")
+    print(f"check-build: {len(sources)} modules, each with unchecked-hash python3.12 bytecode: {not problems}")
+    return problems[:20]
+
+
 def check_build(build_dir: Path) -> list[str]:
     """Problems with a ``sam build`` output folder (empty list: fine). Prints the figures it measured."""
     if not build_dir.is_dir():
@@ -181,6 +204,7 @@ def check_build(build_dir: Path) -> list[str]:
         if machine != EM_AARCH64:
             problems.append(f"{path.relative_to(build_dir)} is not aarch64 (ELF e_machine {machine})")
     problems += lock_mismatches(build_dir)
+    problems += bytecode_problems(build_dir)
     print(f"check-build: {build_dir}: {total / 1024 / 1024:.1f} MB unzipped (limit 250 MB), "
           f"{elf_files} compiled modules, all aarch64: {not problems}")
     if total >= LAMBDA_UNZIPPED_LIMIT:
@@ -205,5 +229,5 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     sys.exit(main())
 
-__all__ = ["build_import_tree", "check_build", "elf_machine", "find_python312", "import_in_fresh_process",
-           "lambda_environment"]
+__all__ = ["build_import_tree", "bytecode_problems", "check_build", "elf_machine", "find_python312",
+           "import_in_fresh_process", "lambda_environment"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 from pathlib import Path
 
 import pytest
@@ -127,9 +128,34 @@ def test_check_build_rejects_x86_modules_and_lock_drift(tmp_path):
         (layer / f"{name.replace('-', '_')}-{version}.dist-info").mkdir()
     _elf(layer / "good.so", EM_AARCH64)
     assert elf_machine(layer / "good.so") == EM_AARCH64
+    _module_with_pyc(layer / "mod.py", flags=0b01)
     assert check_build(tmp_path) == []
     _elf(layer / "bad.so", EM_X86_64)
     (layer / "extra_pkg-1.0.dist-info").mkdir()
     problems = check_build(tmp_path)
     assert any("bad.so is not aarch64 (ELF e_machine 62)" in p for p in problems)
     assert any(p.startswith("extra-pkg: built 1.0, locked None") for p in problems)
+
+
+def _module_with_pyc(source: Path, flags: int | None) -> None:
+    source.write_text("x = 1\n")
+    if flags is not None:
+        cache = source.parent / "__pycache__"
+        cache.mkdir(exist_ok=True)
+        # PEP 552 header: magic, flags, then 8 bytes (mtime+size or the source hash); only the flags are read
+        (cache / f"{source.stem}.cpython-312.pyc").write_bytes(b"\xcb\r\r\n" + struct.pack("<I", flags) + bytes(8))
+
+
+def test_check_build_rejects_a_layer_without_unchecked_bytecode(tmp_path):
+    """BuildMethod python3.12 shipped no .pyc: every cold start compiled the library again on read-only /opt."""
+    from tests.artefact import bytecode_problems
+
+    layer = tmp_path / "GatewatchLayer" / "python"
+    layer.mkdir(parents=True)
+    _module_with_pyc(layer / "good.py", flags=0b01)
+    assert bytecode_problems(tmp_path) == []
+    _module_with_pyc(layer / "missing.py", flags=None)
+    _module_with_pyc(layer / "stale_by_mtime.py", flags=0)  # a timestamp pyc: zip times may not match it
+    problems = bytecode_problems(tmp_path)
+    assert any("missing.py has no python3.12 bytecode" in p for p in problems)
+    assert any("stale_by_mtime.cpython-312.pyc is not an unchecked-hash pyc (flags 0)" in p for p in problems)

@@ -79,3 +79,25 @@ def test_empty_log_has_no_primary():
 def test_unparseable_lines_are_ignored():
     out = nginx_log.classify_error_log(["garbage", "", "2026/13/45 99:99:99 [error] 1#1: bad date"], 15, now=NOW)
     assert out["signatures"] == []
+
+
+def _line(hms: str, fixture: str) -> str:
+    first = (FIXTURES / f"{fixture}.log").read_text().splitlines()[0]
+    return f"2026/11/25 {hms}" + first[len("2026/11/25 13:05:01"):]
+
+
+@pytest.mark.parametrize("dropped", ["connection_reset", "upstream_closed"])
+@pytest.mark.parametrize("gone", ["connection_refused", "socket_missing"])
+def test_a_backend_killed_mid_request_is_named_by_what_it_does_now(dropped, gone):
+    """SIGKILL drops the request in flight (reset or closed), then every new connection fails: the drop was the
+    moment it died, the connect failure is its state now (CI: a killed backend's stale socket was called a reset)."""
+    lines = [_line("13:05:01", dropped), _line("13:05:02", gone), _line("13:05:03", gone)]
+    assert nginx_log.classify_error_log(lines, 15, now=NOW)["primary"] == gone
+
+
+def test_a_drop_without_a_connect_failure_stays_primary():
+    lines = [_line("13:05:01", "connection_reset"), _line("13:05:02", "no_live_upstreams")]
+    assert nginx_log.classify_error_log(lines, 15, now=NOW)["primary"] == "connection_reset"
+    # a connect failure in an older burst does not rename the current one
+    old = [_line("12:58:00", "connection_refused")]
+    assert nginx_log.classify_error_log(old + lines, 15, now=NOW)["primary"] == "connection_reset"

@@ -19,6 +19,11 @@ SIGNATURES = (
 )
 # Consequences, never causes: the primary signature is the earliest one NOT in this set (when there is one).
 SECONDARY_SIGNATURES = ("no_live_upstreams", "other")
+# A backend that dies mid-request drops what it was serving (reset, closed) and then refuses every new connection:
+# when a drop is followed, in the same burst, by a connect failure, the drop was the moment it died and the
+# connect failure is its state now, so the latter is primary.
+DROPPED_SIGNATURES = ("connection_reset", "upstream_closed")
+GONE_SIGNATURES = ("connection_refused", "socket_missing")
 
 # First match wins; order matters (a bind() failure mentions 98, a unix socket failure mentions errno 2).
 SIGNATURE_RULES = [
@@ -172,6 +177,8 @@ def classify_error_log(lines, window_minutes: int, now=None) -> dict:
         if sig not in SECONDARY_SIGNATURES:
             primary = sig
             break
+    if primary in DROPPED_SIGNATURES:  # every other cause in the burst came at or after the drop
+        primary = next((sig for _, sig in in_burst if sig in GONE_SIGNATURES), primary)
     if primary is None and in_burst:
         primary = in_burst[0][1] if in_burst[0][1] != "other" or len(in_burst) == 1 else in_burst[1][1]
         if "no_live_upstreams" in [s for _, s in in_burst]:
