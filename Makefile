@@ -72,7 +72,7 @@ bench: venv
 	$(BIN)/python benchmarks/probe_bench.py
 
 # Issue 13's benchmarks (figures and machine in benchmarks/README.md; none of them runs in `make test`).
-.PHONY: bench-cost bench-round bench-import bench-peers bench-latency bench-scale
+.PHONY: bench-cost bench-round bench-import bench-peers bench-latency bench-scale bench-shard
 bench-cost: venv
 	$(BIN)/python benchmarks/cost_model.py
 bench-round: venv
@@ -85,6 +85,8 @@ bench-latency: venv
 	$(BIN)/python benchmarks/latency_cgroup.py
 bench-scale: venv
 	$(BIN)/python benchmarks/scale_bench.py
+bench-shard: venv
+	$(BIN)/python benchmarks/shard_bench.py
 
 demo: setup
 	$(BIN)/gatewatch lab demo --topology all

@@ -4,9 +4,10 @@ The layer is built as the built-artefact test builds it (``tests/artefact.py``: 
 alone for python3.12 on this machine's platform, the library copied beside them, and the runtime's boto3 in its
 own folder), cached in its own folder. The whole layer is compiled as ``layers/gatewatch/Makefile`` ships it
 (unchecked-hash .pyc); ``--no-bytecode`` also measures it with no .pyc at all, as ``BuildMethod: python3.12`` built it
-(Lambda's /opt is read-only, so such a layer compiles every module it imports at every cold start). Each handler is imported in ``--runs`` fresh processes (``python3.12 -X importtime -c 'import app'``,
-``sys.path`` = the function's folder, the layer and boto3 only) with Lambda's environment; the median, min and max
-cumulative import time per handler are printed with the slowest top-level imports of the median run.
+(Lambda's /opt is read-only, so such a layer compiles every module it imports at every cold start). Each handler
+is imported in ``--runs`` fresh processes (``python3.12 -X importtime -c 'import app'``, ``sys.path`` = the
+function's folder, the layer and boto3 only) with Lambda's environment; the median, min and max cumulative import
+time per handler are printed with the slowest top-level imports of the median run.
 
 Usage: ``python benchmarks/import_bench.py [--runs 5] [--no-bytecode] [--json FILE]``.
 Goal (issue 13): <= 300 ms per handler on a full core.

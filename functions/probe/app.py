@@ -1,6 +1,7 @@
 """ProbeFunction: scheduled; probes every target, records results and state, starts one diagnosis per incident."""
 
 import os
+import time
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -68,6 +69,9 @@ class _WorkerNotifier:
         return getattr(self._notifier, name)
 
 
+_SLOWEST_LOAD_S = [0.0]  # the longest the targets file took to load (a cold parse) in this container
+
+
 def _fan_out(shards: list[list[str]], function_arn: str, round_at: str) -> None:
     """Start one asynchronous worker invocation of this function per shard (lambda:InvokeFunction on itself)."""
     import json
@@ -82,7 +86,8 @@ def _fan_out(shards: list[list[str]], function_arn: str, round_at: str) -> None:
 
 def _targets_of_round(event: dict, config, budget: float | None, context: LambdaContext):
     """(targets this invocation probes, shard count): a worker probes its shard; the coordinator splits a fleet
-    too large for one invocation, fans out all shards but the first, and probes the first itself."""
+    too large for one invocation, fans out all shards but the first, and probes the first itself. ``budget`` is a
+    cold worker's: it parses the whole targets file before it probes (10,000 targets: seconds)."""
     if isinstance(event, dict) and isinstance(event.get("shard"), dict):
         wanted = set(event["shard"].get("targets") or ())
         metrics.add_metadata(key="shard", value=f"{event['shard'].get('index')}/{event['shard'].get('count')}")
@@ -102,9 +107,14 @@ def _targets_of_round(event: dict, config, budget: float | None, context: Lambda
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict, context: LambdaContext) -> dict:
+    at_start = context.get_remaining_time_in_millis()
+    started = time.monotonic()
     config = runtime.load_targets()
+    _SLOWEST_LOAD_S[0] = max(_SLOWEST_LOAD_S[0], time.monotonic() - started)
     budget = round_budget(context.get_remaining_time_in_millis())
-    targets, shards = _targets_of_round(event, config, budget, context)
+    # shards are sized for a worker that starts cold: its budget less the slowest load this container has seen
+    worker_budget = round_budget(int(at_start - _SLOWEST_LOAD_S[0] * 1000)) if at_start is not None else None
+    targets, shards = _targets_of_round(event, config, worker_budget, context)
     worker = isinstance(event, dict) and "shard" in event
     notifier = _WorkerNotifier(runtime.notifier()) if worker else runtime.notifier()
     # a worker whose targets left the config since the fan-out probes nothing (run_once([]) would probe all)

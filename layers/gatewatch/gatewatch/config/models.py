@@ -29,6 +29,7 @@ INSTANCE_ID_RE = re.compile(r"^(i|mi)-[0-9a-f]{8,17}$")
 TAG_RE = re.compile(r"^[A-Za-z0-9 _.:/=+@-]{1,128}$")
 HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 ENV_REF_RE = envrefs.ENV_REF_RE
+MAX_ONBOX_PATH = 2048  # the on-box checks request paths (and queries) up to this long (onbox/checks/validate.py)
 URL_PATH_RE = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$")
 # Headers whose values are secrets: they must come from the environment, never sit in the file.
 SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie", "x-api-key", "x-auth-token"}
@@ -173,9 +174,11 @@ class Host(_Strict):
     nginx_prefix: str | None = None
     nginx_error_log: str = "/var/log/nginx/error.log"
     app_log: str | None = None
-    log_roots: list[str] = Field(default_factory=list, description="directories besides /var/log that hold logs")
+    log_roots: list[str] = Field(default_factory=list, max_length=8,
+                                 description="directories besides /var/log that hold logs (at most 8)")
     log_window_minutes: int = Field(default=15, ge=1, le=1440)
-    extra_paths: list[str] = Field(default_factory=list, description="directories whose disk use matters")
+    extra_paths: list[str] = Field(default_factory=list, max_length=20,
+                                   description="directories whose disk use matters (at most 20)")
     database: Database | None = None
     proxy_service: str = Field(default="nginx", description="the proxy's systemd unit / supervisor program name")
     allowed_programs: list[str] = Field(
@@ -301,6 +304,8 @@ class Host(_Strict):
     def _health_path(cls, value: str) -> str:
         if not URL_PATH_RE.fullmatch(value):
             raise ValueError(f"must be a URL path starting with '/', e.g. /health (got {value!r})")
+        if len(value) > MAX_ONBOX_PATH:
+            raise ValueError(f"has at most {MAX_ONBOX_PATH} characters (got {len(value)})")
         return value
 
     @field_validator("nginx_bin", "nginx_conf", "nginx_prefix", "nginx_error_log", "app_log", "supervisor_config",
@@ -546,7 +551,7 @@ class Target(_Strict):
     url: str
     method: Method = "GET"
     headers: dict[HeaderName, HeaderValue] = Field(default_factory=dict)
-    body: str | None = None
+    body: str | None = Field(default=None, max_length=65536, description="request body (at most 64 KiB)")
     timeout_s: float = Field(default=10, gt=0, le=120)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     max_redirects: int = Field(default=10, ge=0, le=30)
@@ -590,6 +595,24 @@ class Target(_Strict):
         return value
 
     _url = field_validator("url")(classmethod(lambda cls, v: _check_url(v)))
+
+
+    @model_validator(mode="after")
+    def _onbox_can_request(self) -> Target:
+        """With a host section the on-box checks request this URL's path through nginx: they take up to
+        MAX_ONBOX_PATH characters of it (percent-encoded), and the host in its ASCII form."""
+        if self.host is None or ENV_REF_RE.fullmatch(self.url):
+            return self
+        from gatewatch.onbox.params import endpoint_path, public_host
+
+        path = endpoint_path(self.url)
+        if len(path) > MAX_ONBOX_PATH:
+            raise ValueError(f"url: its path and query are {len(path)} characters once percent-encoded; the on-box "
+                             f"checks request at most {MAX_ONBOX_PATH} (shorten it, or leave out the host section)")
+        host = public_host(self.url) or ""
+        if not re.fullmatch(r"[A-Za-z0-9_.:\[\]-]{1,253}", host):
+            raise ValueError(f"url: the host {host!r} cannot be sent as a Host header by the on-box checks")
+        return self
 
 
 class Settings(_Strict):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 if TYPE_CHECKING:  # config.models imports the on-box allow-list, which imports this package
     from gatewatch.config.models import Target
@@ -19,6 +19,29 @@ HOST_KEYS = (
     "health_path", "nginx_port", "nginx_bin", "nginx_conf", "nginx_prefix", "nginx_error_log", "app_log",
     "log_window_minutes", "extra_paths", "backend_socket",
 )
+
+
+# What the script accepts in a request path besides letters, digits and _ . - ~ (its URL_PATH_RE): anything else a
+# URL may hold (| " { } [ ] ^ ` and non-ASCII) is sent percent-encoded, which servers read as the same path.
+_PATH_SAFE = "/!$&'()*+,;=:@%"
+
+
+def endpoint_path(url: str) -> str:
+    """The path and query the on-box checks request for ``url``, in the script's alphabet."""
+    parts = urlsplit(url)
+    path = quote(parts.path or "/", safe=_PATH_SAFE)
+    return path + (f"?{quote(parts.query, safe=_PATH_SAFE + '?')}" if parts.query else "")
+
+
+def public_host(url: str) -> str | None:
+    """The URL's host as the Host header carries it: an internationalised name in its ASCII (punycode) form."""
+    host = urlsplit(url).hostname
+    if host is None or host.isascii():
+        return host
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return host  # the script refuses it; config check says why (config.models.Target)
 
 
 def onbox_params(target: Target) -> dict[str, Any]:
@@ -34,12 +57,11 @@ def onbox_params(target: Target) -> dict[str, Any]:
         db = host.database
         params["database"] = {"host": db.host, "port": db.port}
         params["database"].update({k: getattr(db, k) for k in ("kind", "name", "user") if getattr(db, k) is not None})
-    url = urlsplit(target.url)
-    params["endpoint_path"] = (url.path or "/") + (f"?{url.query}" if url.query else "")
+    params["endpoint_path"] = endpoint_path(target.url)
     params["endpoint_method"] = target.method
     params["endpoint_body"] = target.body
-    params["public_host"] = url.hostname
-    params["expect_status"] = list(target.expect.status) if target.expect.status else None
+    params["public_host"] = public_host(target.url)
+    params["expect_status"] = sorted(set(target.expect.status)) if target.expect.status else None
     return params
 
 

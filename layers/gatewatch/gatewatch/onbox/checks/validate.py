@@ -20,7 +20,7 @@ SERVICE_RE = re.compile(r"[A-Za-z0-9_.@:][A-Za-z0-9_.@:-]{0,127}")
 PATH_RE = re.compile(r"/[A-Za-z0-9._/+-]{0,4095}")
 PROCESS_MATCH_RE = re.compile(r"[A-Za-z0-9 _./:=@-]{1,200}")
 URL_PATH_RE = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]{0,2047}")
-HOSTNAME_RE = re.compile(r"[A-Za-z0-9.:\[\]-]{1,253}")
+HOSTNAME_RE = re.compile(r"[A-Za-z0-9_.:\[\]-]{1,253}")  # _ : DNS names such as my_host.example
 DB_NAME_RE = re.compile(r"[A-Za-z0-9_.$-]{1,63}")
 MAX_ARGUMENT_CHARS = 200_000  # the parameters are small; SSM's own limit on the word is 8,000 base64 characters
 MAX_JSON_DEPTH = 8
@@ -106,7 +106,7 @@ PARAM_SPEC = {
                       "must be a string of at most 65536 characters"),
     "public_host": (None, _opt(lambda v: isinstance(v, str) and bool(HOSTNAME_RE.fullmatch(v))),
                     "must be a host name such as api.example.com"),
-    "expect_status": (None, _opt(lambda v: isinstance(v, list) and 0 < len(v) <= 50
+    "expect_status": (None, _opt(lambda v: isinstance(v, list) and 0 < len(v) <= 500
                                  and all(_is_int(s) and 100 <= s <= 599 for s in v)),
                       "must be a list of HTTP status codes from 100 to 599"),
 }
