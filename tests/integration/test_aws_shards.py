@@ -136,3 +136,28 @@ def test_a_thousand_targets_round_is_sharded_across_concurrent_workers(stack, aw
     assert len(fleet) == shards and sum(doc["TargetsDown"] in (0, 0.0, [0.0]) for doc in fleet) == shards
     assert any(doc.get("shard") == f"0/{shards}" for doc in fleet)
     print(f"sharded round: {FLEET} targets, shard size {size}, {shards} invocations, {elapsed:.1f}s")
+
+
+def test_shards_are_sized_for_a_worker_that_starts_cold(stack, monkeypatch):
+    """A worker parses the whole targets file before it probes (10,000 targets: seconds), so the coordinator sizes
+    shards for the budget left after the slowest load this container has seen, even when its own load was warm."""
+    from gatewatch.steps import round_budget
+
+    app = importlib.import_module("functions.probe.app")
+    budgets: list[float] = []
+    monkeypatch.setattr(shard, "fleet_size", lambda budget, concurrency, timeouts: budgets.append(budget) or 10**6)
+    monkeypatch.setattr(app, "probe_step", lambda *a, **k: [])
+    monkeypatch.setattr(app, "_SLOWEST_LOAD_S", [0.0], raising=False)
+    config = load_config_text(fleet_yaml("http://127.0.0.1:9"))
+    loads = iter([0.4, 0.0])  # a cold parse, then the cached config
+
+    def load_targets(*_a, **_k):
+        time.sleep(next(loads))
+        return config
+
+    monkeypatch.setattr(runtime, "load_targets", load_targets)
+    for _ in range(2):
+        app.handler({"source": "aws.events"}, lambda_context(remaining_ms=50_000))
+    assert round_budget(50_000) == 45.0
+    cold = round_budget(50_000 - 400)
+    assert budgets[0] <= cold + 0.01 and budgets[1] <= cold + 0.01, budgets  # the warm round remembers the cold one

@@ -7,10 +7,9 @@ which is up, and is never retried.
 
 from __future__ import annotations
 
-import itertools
+import queue
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -102,28 +101,58 @@ def probe_health(target: Target, health: Health, clock: Clock, resolver: Resolve
 
 def iter_probe_targets(targets: Iterable[Target], concurrency: int = 16, clock: Clock | None = None,
                        resolver: Resolver | None = None) -> Iterator[tuple[int, Target, TargetResult]]:
-    """Every target on a bounded thread pool, yielding ``(index, target, result)`` as each finishes.
+    """Every target on ``concurrency`` worker threads, yielding ``(index, target, result)`` as each finishes.
 
-    At most ``2 x concurrency`` targets are in flight or finished-but-not-yet-taken, so memory does not grow with
-    the fleet: the caller records each result and drops it. ``targets`` may be a generator.
+    At most ``2 x concurrency`` targets are in flight or finished-but-not-yet-taken (each worker holds one, the
+    hand-over queue holds ``concurrency``), so memory does not grow with the fleet: the caller records each result
+    and drops it. ``targets`` may be a generator. Workers pull the next target themselves and hand results over a
+    bounded queue: no Future or waiter per probe (about 0.14 ms of CPU a probe at pool 50, benchmarks/README.md).
+    An exception from a probe or from ``targets`` is raised to the caller, as ``Future.result()`` would.
     """
     clock = clock or Clock()
     workers = max(1, concurrency)
-    window = 2 * workers
-    pending: dict[Future, tuple[int, Target]] = {}
     source = enumerate(targets)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gatewatch-probe") as pool:
-        def submit_more() -> None:
-            for index, target in itertools.islice(source, window - len(pending)):
-                pending[pool.submit(probe_target, target, clock, resolver)] = (index, target)
+    take = threading.Lock()
+    results: queue.Queue = queue.Queue(maxsize=workers)
+    stop = threading.Event()
+    _DONE = object()
 
-        submit_more()
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                index, target = pending.pop(future)
-                yield index, target, future.result()
-            submit_more()
+    def work() -> None:
+        try:
+            while not stop.is_set():
+                with take:
+                    item = next(source, None)
+                if item is None:
+                    return
+                index, target = item
+                results.put((index, target, probe_target(target, clock, resolver)))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, who raises it
+            stop.set()
+            results.put((None, None, exc))
+        finally:
+            results.put(_DONE)
+
+    threads = [threading.Thread(target=work, name=f"gatewatch-probe-{i}", daemon=True) for i in range(workers)]
+    for thread in threads:
+        thread.start()
+    running = len(threads)
+    try:
+        while running:
+            item = results.get()
+            if item is _DONE:
+                running -= 1
+                continue
+            index, target, result = item
+            if index is None:
+                raise result
+            yield index, target, result
+    finally:  # the caller stopped early or a probe raised: let the workers finish what they hold, then go
+        stop.set()
+        while running:
+            if results.get() is _DONE:
+                running -= 1
+        for thread in threads:
+            thread.join()
 
 
 def probe_targets(targets: Sequence[Target], concurrency: int = 16, clock: Clock | None = None,
