@@ -123,3 +123,25 @@ def test_backend_stopped_is_diagnosed_fixed_and_verified_through_ssm(stack, lab)
     [message] = stack.queue.read(expect=1)
     assert "cooldown" in message["Message"]
     json.dumps(incident.to_dict())  # the stored incident stays plain JSON
+
+
+def test_stale_config_is_reloaded_and_proven_through_the_proxy(stack, lab):
+    """The backend moved to another port, the site file on disk says so, nginx was never reloaded. The state machine
+    reloads nginx (a real HUP through supervisor) and proves it through the proxy and from outside; the targets file
+    still names the old backend port, so the direct health check fails, which must not turn the fix into an
+    escalation (it did: the catalogue's verify for reload_proxy is the proxy path)."""
+    tick()
+    lab.inject("stale_config")
+    result = tick()
+    [opened] = [e for e in result["events"] if e["event"] == "opened"]
+    [desc] = finished(stack.sfn, stack.machine, 1)
+    assert desc["status"] == "SUCCEEDED", desc.get("cause")
+    incident = runtime.store().get_incident(opened["incident_id"])
+    assert incident.verdict["category"] == "proxy_upstream_mismatch", incident.verdict
+    assert incident.remediation["action"] == "reload_proxy"
+    assert incident.remediation["result"] == "verified", incident.remediation
+    assert "update the target's host section" in incident.remediation["summary"]
+    assert incident.status == "resolved" and incident.resolution == "auto_remediated"
+    assert lab.healthy() and lab.login_status() not in (None, 502, 504)  # the app answers through nginx
+    fix = stack.executor.runs[1]
+    assert fix.parameters["Action"] == ["reload_proxy"] and fix.invocation["Status"] == "Success"

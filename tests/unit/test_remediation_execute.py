@@ -118,7 +118,7 @@ def test_a_fix_that_does_not_work_escalates_and_is_never_retried(store, clock):
     out = execute(d, target, runner, store=store, clock=clock, settle_s=10,
                   reprobe=lambda: (False, {"status": 502, "reason": "http_5xx_origin"}), recheck=lambda: True)
     assert out.result == "escalate"
-    assert out.message.startswith("remediation failed, a human is needed: probe still failing 10.0s after "
+    assert out.message.startswith("remediation failed, a human is needed: the outside probe still failing 10.0s after "
                                   "`supervisorctl -c /tmp/gatewatch-lab/supervisord.conf restart bandarupay-backend`")
     assert out.after["probe"] == {"ok": False, "evidence": {"status": 502, "reason": "http_5xx_origin"}}
     clock.advance(3600)
@@ -317,3 +317,54 @@ def test_two_incidents_in_two_processes_run_exactly_one_fix(tmp_path):
     store = SQLiteStore(db)
     assert [r.incident_id for r in store.list_actions() if r.decision == "ran"] in (["inc-0"], ["inc-1"])
     store.close()
+
+
+# what proves a fix: the catalogue's verify, per action
+
+
+def _ticket_for(action, store, clock, target):
+    wire = json.loads(json.dumps(allowed(store, clock, target).to_dict()))
+    wire["action"] = action
+    ticket = begin(Decision.from_dict(wire), target, store=store, clock=clock, lock_ttl_s=600)
+    assert isinstance(ticket, Ticket), ticket
+    return ticket
+
+
+MOVED = {"ok": False, "local_health": {"status": None, "error": "connection refused"},
+         "via_proxy": {"ok": True, "status": 200, "timed_out": False}}
+
+
+def test_a_proxy_reload_is_proven_through_the_proxy_not_the_old_backend_address(store, clock):
+    """stale_config: the backend moved, nginx was reloaded onto the new address; host.backend_port still names the
+    old one, so the direct health check fails although the site answers again. The reload is verified (it was
+    escalated), with a word about the stale host section."""
+    target = make_target()
+    ticket = _ticket_for("reload_proxy", store, clock, target)
+    result = RunResult(status="Success", exit_code=0)
+    finish_run(ticket, result, store=store, clock=clock)
+    clock.advance(10)
+    out = conclude(ticket, result, store=store, clock=clock, probe={"ok": True}, health=MOVED)
+    assert out.result == "verified", out.message
+    assert out.message.startswith("reload_proxy fixed it: the outside probe and the endpoint through nginx on the "
+                                  "host pass 10.0s after it ran")
+    assert "update the target's host section" in out.message
+
+
+def test_a_proxy_reload_still_escalates_when_nginx_cannot_reach_the_backend(store, clock):
+    target = make_target()
+    ticket = _ticket_for("reload_proxy", store, clock, target)
+    result = RunResult(status="Success", exit_code=0)
+    finish_run(ticket, result, store=store, clock=clock)
+    health = {**MOVED, "via_proxy": {"ok": False, "status": 502, "timed_out": False}}
+    out = conclude(ticket, result, store=store, clock=clock, probe={"ok": True}, health=health)
+    assert out.result == "escalate"
+    assert "the endpoint through nginx on the host still failing" in out.message
+
+
+def test_a_backend_restart_is_still_proven_by_the_backend_itself(store, clock):
+    target = make_target()
+    ticket = _ticket_for("restart_backend", store, clock, target)
+    result = RunResult(status="Success", exit_code=0)
+    finish_run(ticket, result, store=store, clock=clock)
+    out = conclude(ticket, result, store=store, clock=clock, probe={"ok": True}, health=MOVED)
+    assert out.result == "escalate" and "the local health check still failing" in out.message

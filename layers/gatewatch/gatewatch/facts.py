@@ -136,8 +136,14 @@ def outside_check(round_result: dict[str, Any]) -> dict[str, Any]:
 
 
 def local_health_check(run: RunResult | None) -> dict[str, Any]:
-    """The on-box local health check from a verification run: ok only when the backend answered 200."""
+    """The on-box checks of a verification run: ``ok`` when the backend's health path answered 200 directly, and
+    ``via_proxy.ok`` when the endpoint requested through nginx on the box got an answer below 500 in time (nginx
+    reaches the backend: what a proxy fix must prove, catalogue ``verify``)."""
     report = parse_report(run.stdout) if run else None
     local = ((report or {}).get("local_health") or {}).get("value") or {}
+    via = (((report or {}).get("local_endpoint") or {}).get("value") or {}).get("via_nginx") or {}
+    status = via.get("status")
+    via_ok = isinstance(status, int) and not isinstance(status, bool) and status < 500 and not via.get("timed_out")
     error = None if report else f"verification checks did not run ({run.status if run else 'none'})"
-    return {"ok": local.get("status") == 200, "local_health": local, "error": error}
+    return {"ok": local.get("status") == 200, "local_health": local, "error": error,
+            "via_proxy": {"ok": via_ok, "status": status, "timed_out": bool(via.get("timed_out"))}}

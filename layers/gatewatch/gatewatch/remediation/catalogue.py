@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -45,6 +45,9 @@ class Action(_Strict):
     preconditions: list[str] = Field(default_factory=list)
     check_first: list[str] = Field(default_factory=list, description="run on the host just before; must pass")
     commands: dict[str, ArgvTemplate]
+    verify: list[Literal["outside", "local_health", "via_proxy"]] = Field(
+        default_factory=lambda: ["outside", "local_health"],
+        description="what must pass after the settle time for the fix to count as proven")
 
     @field_validator("allow")
     @classmethod

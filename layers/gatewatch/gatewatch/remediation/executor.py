@@ -194,7 +194,7 @@ def conclude(
     probe: Mapping[str, Any] | None,
     health: Mapping[str, Any] | None,
 ) -> Outcome:
-    """Verified when the command succeeded and both the outside probe and the local health check pass; releases
+    """Verified when the command succeeded and every check of the action's catalogue `verify` passes (the outside probe
     the host lease, which was held through the settle time and the verification."""
     try:
         return _conclude(ticket, result, store=store, clock=clock, probe=probe, health=health)
@@ -212,14 +212,19 @@ def _conclude(ticket: Ticket, result: RunResult, *, store: ResultsStore, clock: 
         reason += f" ({result.error or audit.clip(result.stderr, 300) or 'exit ' + str(result.exit_code)})"
         ok = False
     else:
-        failing = [name for name in ("probe", "health") if not (after[name] or {}).get("ok")]
+        checks = _verify_checks(d.action)
+        passed = {name: _passed(name, after) for name in checks}
+        failing = [VERIFY_WORDS[name] for name in checks if not passed[name]]
         ok = not failing
         reason = (
-            f"{d.action} fixed it: the outside probe and the local health check pass {took:.1f}s after it ran"
+            f"{d.action} fixed it: {' and '.join(VERIFY_WORDS[n] for n in checks)} pass {took:.1f}s after it ran"
             if ok
             else f"remediation failed, a human is needed: {' and '.join(failing)} still failing {took:.1f}s after "
             f"`{d.command_text}`; gatewatch will not try again for this incident"
         )
+        if ok and "local_health" not in checks and not (after["health"] or {}).get("ok"):
+            reason += ("; the backend's own health path at host.backend_* did not answer: if the backend moved, "
+                       "update the target's host section")
     kind, res = (audit.VERIFIED, VERIFIED) if ok else (audit.ESCALATED, ESCALATE)
     audit.record(
         store, clock, incident_id=d.incident_id, target=d.target, action=d.action, decision=kind, guard="verify",
@@ -227,6 +232,26 @@ def _conclude(ticket: Ticket, result: RunResult, *, store: ResultsStore, clock: 
     )  # fmt: skip
     store.update_claim(d.idempotency_key, {"state": res, "owner": ticket.owner, "duration_s": took})
     return _outcome(d, res, "verify", reason, run=result.to_dict(), after=after, duration_s=took)
+
+
+VERIFY_WORDS = {"outside": "the outside probe", "local_health": "the local health check",
+                "via_proxy": "the endpoint through nginx on the host"}
+
+
+def _verify_checks(action: str) -> list[str]:
+    """The catalogue's ``verify`` for ``action`` (an action it does not know: the strict default)."""
+    from gatewatch.remediation.catalogue import CATALOGUE
+
+    found = CATALOGUE.actions.get(action)
+    return list(found.verify) if found is not None else ["outside", "local_health"]
+
+
+def _passed(name: str, after: Mapping[str, Any]) -> bool:
+    if name == "outside":
+        return bool((after["probe"] or {}).get("ok"))
+    if name == "local_health":
+        return bool((after["health"] or {}).get("ok"))
+    return bool(((after["health"] or {}).get("via_proxy") or {}).get("ok"))
 
 
 def execute(
