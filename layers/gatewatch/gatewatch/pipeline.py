@@ -171,7 +171,7 @@ class Pipeline:
         futures = {pool.submit(probe_target, t, self.clock, self.resolver): i for i, t in enumerate(targets)}
         try:
             for future in as_completed(futures, timeout=max(0.0, deadline - time.monotonic())):
-                i = futures[future]
+                i = futures.pop(future)  # dropped once handled: a shard holds in-flight results, not all of them
                 try:
                     outside = future.result().to_dict()
                 except Exception as exc:  # noqa: BLE001 - reported against this target only
