@@ -3,6 +3,8 @@
 - a runner process killed (SIGKILL, for real) right after each restart cannot exceed ``max_per_day``: the
   ``starting`` record is written under the lease before the command and counted;
 - a runner whose clock is 20 minutes fast cannot take over a live lease: expiry is judged by the store's time;
+- no runner's clock, fast or slow, moves an attempt out of the cooldown or the daily cap: attempts are dated, and
+  the windows judged, by the store's time;
 - the lease is held through settle and verify (the local runner too);
 - one machine named by ``instance_id`` in one target and by tags in another has one lease.
 Each failed before the fix.
@@ -190,3 +192,40 @@ def test_one_machine_named_two_ways_has_one_lease(tmp_path, monkeypatch):
                                  settle_s=0, reprobe=lambda: True, recheck=lambda: True)
     assert outcomes["id"].result == "verified"
     assert (outcomes["tags"].result, outcomes["tags"].guard) == ("refused", "host_lock")
+
+
+class _Runner:
+    def run_remediation(self, host, action, params, timeout_s=60.0):
+        return RunResult(status="Success", exit_code=0)
+
+
+@pytest.mark.parametrize("skews", [(0, 30), (-30, 0), (-30, 30)], ids=["asker-fast", "runner-slow", "both"])
+def test_clock_skew_cannot_move_a_restart_out_of_the_cooldown(shared_store, skews):
+    """Runner A restarts the backend; five minutes later (by the store) runner B plans a restart for a new incident
+    on the same target, cooldown 15 minutes. Attempts were dated and the window judged by each runner's clock, so a
+    runner 30 minutes fast (or a slow runner's record) fell outside the window and B restarted again. Now both are
+    the store's time."""
+    now = datetime.now(UTC)
+    clock_a, clock_b = FakeClock(now + timedelta(minutes=skews[0])), FakeClock(now + timedelta(minutes=skews[1]))
+    store_a, store_b = shared_store(), shared_store()
+    target = _target("api", cooldown_minutes=15, max_per_day=10)
+    done = execute(_allowed(store_a, clock_a, target, "inc-a"), target, _Runner(), store=store_a, clock=clock_a,
+                   settle_s=0, reprobe=lambda: True, recheck=lambda: True)
+    assert done.result == "verified", done.message
+    d_b = plan(DOWN, FACTS, target, store=store_b, clock=clock_b, ceiling="auto", incident_id="inc-b")
+    assert not d_b.allowed and d_b.guard == "cooldown", d_b.reason
+
+
+def test_clock_skew_cannot_reopen_the_daily_cap(shared_store):
+    """Two restarts by a runner 30 minutes slow, the cap is 2: a runner whose clock is a day fast is still refused
+    by the circuit (its own day's window started after both restarts)."""
+    now = datetime.now(UTC)
+    slow, fast = FakeClock(now - timedelta(minutes=30)), FakeClock(now + timedelta(hours=25))
+    store = shared_store()
+    target = _target("api", cooldown_minutes=0, max_per_day=2)
+    for i in range(2):
+        out = execute(_allowed(store, slow, target, f"inc-{i}"), target, _Runner(), store=store, clock=slow,
+                      settle_s=0, reprobe=lambda: True, recheck=lambda: True)
+        assert out.result == "verified", out.message
+    d = plan(DOWN, FACTS, target, store=shared_store(), clock=fast, ceiling="auto", incident_id="inc-3")
+    assert not d.allowed and d.guard == "circuit", d.reason

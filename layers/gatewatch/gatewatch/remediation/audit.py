@@ -26,6 +26,21 @@ def clip(text: str | None, limit: int = MAX_OUTPUT_CHARS) -> str:
     return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more characters]"
 
 
+def store_time(store: ResultsStore) -> str | None:
+    """The store's own time (SQLite's now, DynamoDB's Date header), None when it cannot say: never a runner's clock,
+    so a runner whose clock is fast or slow cannot move an attempt out of the cooldown or the daily cap."""
+    try:
+        return store.store_now()
+    except Exception:  # noqa: BLE001 - NotImplementedError or a store error: the runner's time is used instead
+        return None
+
+
+def attempt_time(entry: ActionRecord) -> str:
+    """When an attempt happened, by the store's clock when it was recorded (older records: the runner's)."""
+    stamped = (entry.detail or {}).get("store_at") if isinstance(entry.detail, dict) else None
+    return stamped if isinstance(stamped, str) and stamped else entry.at
+
+
 def record(
     store: ResultsStore,
     clock: Clock,
@@ -37,6 +52,8 @@ def record(
     guard: str,
     detail: dict[str, Any],
 ) -> ActionRecord:
+    if decision in RUNS:  # an attempt is dated by the store's clock too: cooldown and the cap compare those
+        detail = {**detail, "store_at": store_time(store)}
     entry = ActionRecord(
         incident_id=incident_id,
         target=target,

@@ -14,7 +14,7 @@ from typing import Any
 
 from gatewatch.clock import iso, parse_iso
 from gatewatch.config.models import Target
-from gatewatch.remediation.audit import RUNS
+from gatewatch.remediation.audit import RUNS, attempt_time, store_time
 from gatewatch.remediation.catalogue import CATALOGUE, Action
 from gatewatch.remediation.commands import CommandError, commands_for
 from gatewatch.remediation.maintenance import active_window, describe
@@ -60,6 +60,7 @@ class Context:
     spec: Action
     host_key: str
     passed: list[dict[str, Any]] = field(default_factory=list)  # guards that allowed it, with their reasons
+    store_now: datetime | None = None  # the store's time, asked once (cooldown, circuit)
 
     def allow(self, guard: str, reason: str, **evidence: Any) -> None:
         self.passed.append({"guard": guard, "reason": reason, **({"evidence": evidence} if evidence else {})})
@@ -141,32 +142,47 @@ def host_lock(ctx: Context) -> Refusal | None:
     return None
 
 
-def _runs(ctx: Context, since: datetime, action: str | None = None) -> list[Any]:
-    """One entry per attempt (incident + action), dated by its first ``starting`` or ``ran`` record, oldest first:
-    an attempt whose runner died before ``ran`` still counts."""
+MAX_SKEW = timedelta(hours=1)  # runner clocks this far off the store's are still held to the cooldown and cap
+
+
+def _store_clock(ctx: Context) -> datetime:
+    """The store's time for the cooldown and the cap (asked once per context), the runner's when it has none."""
+    if ctx.store_now is None:
+        stamped = store_time(ctx.store)
+        ctx.store_now = parse_iso(stamped) if stamped else ctx.now
+    return ctx.store_now
+
+
+def _runs(ctx: Context, window: timedelta, action: str | None = None) -> list[Any]:
+    """One entry per attempt (incident + action) within ``window`` of the store's time, dated by its first
+    ``starting`` or ``ran`` record by the store's clock (``attempt_time``), oldest first: an attempt whose runner
+    died before ``ran`` still counts, and neither the runner asking nor the runner that ran it can skew it out."""
+    now = _store_clock(ctx)
+    since = now - window
     first: dict[tuple[str, str], Any] = {}
-    # Only the window is read. An attempt that started before it and ran inside it is dated by its `ran` record and
-    # so still counts: the window can only make the guard stricter, never looser.
-    for r in ctx.store.list_actions(target=ctx.target.name, since=iso(since)):
+    # The index is keyed by the runner's time, so the read is widened by MAX_SKEW and the store's time decides. An
+    # attempt that started before the window and ran inside it is dated by its `ran` record and so still counts:
+    # the window can only make the guard stricter, never looser.
+    for r in ctx.store.list_actions(target=ctx.target.name, since=iso(min(since, ctx.now - window) - MAX_SKEW)):
         if r.decision in RUNS and (action is None or r.action == action):
             key = (r.incident_id, r.action)
-            if key not in first or parse_iso(r.at) < parse_iso(first[key].at):
+            if key not in first or parse_iso(attempt_time(r)) < parse_iso(attempt_time(first[key])):
                 first[key] = r
-    runs = [r for r in first.values() if parse_iso(r.at) > since]
-    return sorted(runs, key=lambda r: parse_iso(r.at))
+    runs = [r for r in first.values() if parse_iso(attempt_time(r)) > since]
+    return sorted(runs, key=lambda r: parse_iso(attempt_time(r)))
 
 
 def cooldown(ctx: Context) -> Refusal | None:
     minutes = ctx.target.remediation.cooldown_minutes
-    recent = _runs(ctx, ctx.now - timedelta(minutes=minutes), ctx.action)
+    recent = _runs(ctx, timedelta(minutes=minutes), ctx.action)
     if recent:
         last = recent[-1]
-        ago = (ctx.now - parse_iso(last.at)).total_seconds() / 60
+        ago = max(0.0, (_store_clock(ctx) - parse_iso(attempt_time(last))).total_seconds() / 60)
         return Refusal(
             "cooldown",
             f"{ctx.action} ran {ago:.0f} minute(s) ago on this target (incident {last.incident_id}); "
             f"the cooldown is {minutes} minutes",
-            {"last_run": last.at},
+            {"last_run": attempt_time(last)},
         )
     ctx.allow("cooldown", f"no {ctx.action} in the last {minutes} minutes")
     return None
@@ -174,13 +190,13 @@ def cooldown(ctx: Context) -> Refusal | None:
 
 def circuit(ctx: Context) -> Refusal | None:
     limit = ctx.target.remediation.max_per_day
-    runs = _runs(ctx, ctx.now - DAY)
+    runs = _runs(ctx, DAY)
     if len(runs) >= limit:
         return Refusal(
             "circuit",
             f"{len(runs)} remediations ran on this target in the last 24 hours (max_per_day {limit}): "
             "the circuit is open, only a human is told until it cools down",
-            {"runs": [r.at for r in runs]},
+            {"runs": [attempt_time(r) for r in runs]},
         )
     ctx.allow("circuit", f"{len(runs)} of {limit} remediations used in the last 24 hours")
     return None
