@@ -29,6 +29,7 @@ EXPECTED_FIX = {
     "backend_stopped": "verified",
     "backend_hung": "verified",
     "nginx_stopped": "verified",
+    "stale_config": "verified",  # reloaded, proven through nginx: host.backend_port still names the old port
     "crash_loop": "refused",
     "nginx_config_broken": "refused",
     "cooldown_spent": "refused",

@@ -368,3 +368,18 @@ def test_a_backend_restart_is_still_proven_by_the_backend_itself(store, clock):
     finish_run(ticket, result, store=store, clock=clock)
     out = conclude(ticket, result, store=store, clock=clock, probe={"ok": True}, health=MOVED)
     assert out.result == "escalate" and "the local health check still failing" in out.message
+
+
+def test_the_local_runner_carries_the_proxy_check_to_the_verdict(store, clock):
+    """The local pipeline's recheck goes through normalise_check: it dropped via_proxy, so `gatewatch lab demo`
+    escalated every start_proxy and reload_proxy although nginx answered (make demo: nginx_stopped WRONG)."""
+    from gatewatch.remediation.executor import normalise_check
+
+    assert normalise_check(MOVED)["via_proxy"] == MOVED["via_proxy"]
+    assert "via_proxy" not in normalise_check(True)
+    target = make_target()
+    ticket = _ticket_for("reload_proxy", store, clock, target)
+    result = RunResult(status="Success", exit_code=0)
+    finish_run(ticket, result, store=store, clock=clock)
+    out = conclude(ticket, result, store=store, clock=clock, probe={"ok": True}, health=normalise_check(MOVED))
+    assert out.result == "verified", out.message

@@ -174,7 +174,10 @@ def normalise_check(value: Any) -> dict[str, Any]:
     if isinstance(value, tuple) and len(value) == 2:
         return {"ok": value[0] is True, "evidence": value[1]}
     if isinstance(value, Mapping):
-        return {"ok": value.get("ok") is True, "evidence": value.get("evidence", dict(value))}
+        out = {"ok": value.get("ok") is True, "evidence": value.get("evidence", dict(value))}
+        if isinstance(value.get("via_proxy"), Mapping):  # the on-box request through nginx (catalogue verify)
+            out["via_proxy"] = dict(value["via_proxy"])
+        return out
     return {"ok": False, "evidence": {"unexpected": repr(value)[:500]}}
 
 
@@ -194,7 +197,7 @@ def conclude(
     probe: Mapping[str, Any] | None,
     health: Mapping[str, Any] | None,
 ) -> Outcome:
-    """Verified when the command succeeded and every check of the action's catalogue `verify` passes (the outside probe
+    """Verified when the command succeeded and every check of the action's catalogue ``verify`` passes; releases
     the host lease, which was held through the settle time and the verification."""
     try:
         return _conclude(ticket, result, store=store, clock=clock, probe=probe, health=health)
@@ -249,9 +252,12 @@ def _verify_checks(action: str) -> list[str]:
 def _passed(name: str, after: Mapping[str, Any]) -> bool:
     if name == "outside":
         return bool((after["probe"] or {}).get("ok"))
+    health = after["health"] or {}
     if name == "local_health":
-        return bool((after["health"] or {}).get("ok"))
-    return bool(((after["health"] or {}).get("via_proxy") or {}).get("ok"))
+        return bool(health.get("ok"))
+    if "via_proxy" not in health:  # a recheck that reports one verdict for the host: that verdict
+        return bool(health.get("ok"))
+    return bool((health.get("via_proxy") or {}).get("ok"))
 
 
 def execute(
