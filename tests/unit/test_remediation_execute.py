@@ -322,12 +322,15 @@ def test_two_incidents_in_two_processes_run_exactly_one_fix(tmp_path):
 # what proves a fix: the catalogue's verify, per action
 
 
-def _ticket_for(action, store, clock, target):
+def _ran(action, store, clock, target):
+    """(ticket, result) of ``action`` begun and run successfully, ready for ``conclude``."""
     wire = json.loads(json.dumps(allowed(store, clock, target).to_dict()))
     wire["action"] = action
     ticket = begin(Decision.from_dict(wire), target, store=store, clock=clock, lock_ttl_s=600)
     assert isinstance(ticket, Ticket), ticket
-    return ticket
+    result = RunResult(status="Success", exit_code=0)
+    finish_run(ticket, result, store=store, clock=clock)
+    return ticket, result
 
 
 MOVED = {"ok": False, "local_health": {"status": None, "error": "connection refused"},
@@ -339,9 +342,7 @@ def test_a_proxy_reload_is_proven_through_the_proxy_not_the_old_backend_address(
     old one, so the direct health check fails although the site answers again. The reload is verified (it was
     escalated), with a word about the stale host section."""
     target = make_target()
-    ticket = _ticket_for("reload_proxy", store, clock, target)
-    result = RunResult(status="Success", exit_code=0)
-    finish_run(ticket, result, store=store, clock=clock)
+    ticket, result = _ran("reload_proxy", store, clock, target)
     clock.advance(10)
     out = conclude(ticket, result, store=store, clock=clock, probe={"ok": True}, health=MOVED)
     assert out.result == "verified", out.message
@@ -352,9 +353,7 @@ def test_a_proxy_reload_is_proven_through_the_proxy_not_the_old_backend_address(
 
 def test_a_proxy_reload_still_escalates_when_nginx_cannot_reach_the_backend(store, clock):
     target = make_target()
-    ticket = _ticket_for("reload_proxy", store, clock, target)
-    result = RunResult(status="Success", exit_code=0)
-    finish_run(ticket, result, store=store, clock=clock)
+    ticket, result = _ran("reload_proxy", store, clock, target)
     health = {**MOVED, "via_proxy": {"ok": False, "status": 502, "timed_out": False}}
     out = conclude(ticket, result, store=store, clock=clock, probe={"ok": True}, health=health)
     assert out.result == "escalate"
@@ -363,9 +362,7 @@ def test_a_proxy_reload_still_escalates_when_nginx_cannot_reach_the_backend(stor
 
 def test_a_backend_restart_is_still_proven_by_the_backend_itself(store, clock):
     target = make_target()
-    ticket = _ticket_for("restart_backend", store, clock, target)
-    result = RunResult(status="Success", exit_code=0)
-    finish_run(ticket, result, store=store, clock=clock)
+    ticket, result = _ran("restart_backend", store, clock, target)
     out = conclude(ticket, result, store=store, clock=clock, probe={"ok": True}, health=MOVED)
     assert out.result == "escalate" and "the local health check still failing" in out.message
 
@@ -378,8 +375,6 @@ def test_the_local_runner_carries_the_proxy_check_to_the_verdict(store, clock):
     assert normalise_check(MOVED)["via_proxy"] == MOVED["via_proxy"]
     assert "via_proxy" not in normalise_check(True)
     target = make_target()
-    ticket = _ticket_for("reload_proxy", store, clock, target)
-    result = RunResult(status="Success", exit_code=0)
-    finish_run(ticket, result, store=store, clock=clock)
+    ticket, result = _ran("reload_proxy", store, clock, target)
     out = conclude(ticket, result, store=store, clock=clock, probe={"ok": True}, health=normalise_check(MOVED))
     assert out.result == "verified", out.message

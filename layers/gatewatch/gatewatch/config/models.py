@@ -603,6 +603,7 @@ class Target(_Strict):
         MAX_ONBOX_PATH characters of it (percent-encoded), and the host in its ASCII form."""
         if self.host is None or ENV_REF_RE.fullmatch(self.url):
             return self
+        from gatewatch.onbox.checks.validate import HOSTNAME_RE
         from gatewatch.onbox.params import endpoint_path, public_host
 
         path = endpoint_path(self.url)
@@ -610,7 +611,7 @@ class Target(_Strict):
             raise ValueError(f"url: its path and query are {len(path)} characters once percent-encoded; the on-box "
                              f"checks request at most {MAX_ONBOX_PATH} (shorten it, or leave out the host section)")
         host = public_host(self.url) or ""
-        if not re.fullmatch(r"[A-Za-z0-9_.:\[\]-]{1,253}", host):
+        if not HOSTNAME_RE.fullmatch(host):  # the script's own pattern: what it refuses, config check refuses
             raise ValueError(f"url: the host {host!r} cannot be sent as a Host header by the on-box checks")
         return self
 

@@ -216,8 +216,7 @@ def _conclude(ticket: Ticket, result: RunResult, *, store: ResultsStore, clock: 
         ok = False
     else:
         checks = _verify_checks(d.action)
-        passed = {name: _passed(name, after) for name in checks}
-        failing = [VERIFY_WORDS[name] for name in checks if not passed[name]]
+        failing = [VERIFY_WORDS[name] for name in checks if not _passed(name, after)]
         ok = not failing
         reason = (
             f"{d.action} fixed it: {' and '.join(VERIFY_WORDS[n] for n in checks)} pass {took:.1f}s after it ran"
