@@ -10,6 +10,7 @@ Stdlib only.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 
@@ -25,6 +26,7 @@ METADATA_NAMES = frozenset({
 EC2_IPV6_METADATA_NET = ipaddress.ip_network("fd00:ec2::/64")
 
 
+@functools.lru_cache(maxsize=4096)  # a fleet names few addresses; parsing one costs ~20 us a probe
 def parse_ip(host: str) -> IPAddress | None:
     """The address a host string names literally, including the legacy IPv4 forms getaddrinfo accepts
     (``2852039166``, ``0xa9.0xfe.0xa9.0xfe``, ``169.254.43518``); None for a name."""

@@ -1,8 +1,9 @@
-"""One total deadline per attempt, enforced twice.
+"""One total deadline per attempt.
 
-Each socket operation gets the *remaining* budget as its timeout (a per-recv timeout alone would let a server
-that trickles one byte a second keep a probe alive for ever), and a single shared watchdog thread shuts the
-socket down when the deadline passes, which wakes any call still blocked on it.
+Each socket operation first checks the *remaining* budget (a per-recv timeout alone would let a server that
+trickles one byte a second keep a probe alive for ever), and a single shared watchdog thread shuts the socket
+down when the deadline passes, which wakes any call still blocked on it. The connect also has the remaining
+budget as its own timeout; after it the socket blocks (``transport.py`` says why).
 """
 
 from __future__ import annotations
@@ -102,7 +103,10 @@ class Watchdog:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="gatewatch-watchdog", daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            elif self._heap[0][1] == token:
+                # Only a new earliest deadline needs the thread awake; deadlines mostly arrive in order, and
+                # waking it for each probe cost a GIL hand-off a probe (benchmarks/README.md, HTTPS CPU).
+                self._cond.notify()
             return token
 
     def cancel(self, token: int) -> None:
@@ -131,8 +135,8 @@ class Watchdog:
 
 
 WATCHDOG = Watchdog()
-# The watchdog fires a little after the deadline: the per-operation timeouts should win; it is the backstop.
-WATCHDOG_SLACK_S = 0.25
+# The watchdog is what ends a blocked read, write or handshake: it fires at the deadline itself.
+WATCHDOG_SLACK_S = 0.0
 
 
 def guard_until(deadline: Deadline) -> tuple[SocketGuard, int]:

@@ -263,7 +263,7 @@ class _Attempt:
             der, host, self.clock.now(), verified=self.verify_tls,
             verify_error=None if self.verify_tls else "not checked: verify_tls is false",
             version=ssock.version(), cipher=cipher[0] if cipher else None, checked=self.verify_tls,
-            decoded=ssock.getpeercert() if self.verify_tls else None,
+            decoded=ssock.getpeercert if self.verify_tls else None,
         )
 
     def _unverified_certificate(self, host, addrinfos, message):

@@ -6,6 +6,7 @@ thread and the probe stops waiting when its deadline comes. Tests inject ``Stati
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 import threading
@@ -37,6 +38,7 @@ class StaticResolver:
         return [_addrinfo(ip, port) for ip in ips]
 
 
+@functools.lru_cache(maxsize=4096)  # a tuple of immutables, asked for once a probe
 def _addrinfo(ip: str, port: int) -> tuple:
     addr = ipaddress.ip_address(ip)
     if addr.version == 6:
@@ -44,6 +46,7 @@ def _addrinfo(ip: str, port: int) -> tuple:
     return (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (ip, port))
 
 
+@functools.lru_cache(maxsize=4096)
 def literal_ip(host: str) -> str | None:
     try:
         return str(ipaddress.ip_address(host))

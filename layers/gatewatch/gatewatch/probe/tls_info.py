@@ -17,6 +17,7 @@ import ipaddress
 import os
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from cryptography import x509
 
 CERT_CACHE_SIZE = 1024  # distinct certificates kept (a few hundred bytes each)
+_iso = functools.lru_cache(maxsize=2 * CERT_CACHE_SIZE)(iso)  # a certificate's dates, rendered once
 
 
 def client_context(verify: bool, ca_file: str | None) -> ssl.SSLContext:
@@ -71,7 +73,7 @@ _cache: dict[bytes, CertFacts] = {}
 _cache_lock = threading.Lock()
 
 
-def cert_facts(der: bytes, decoded: dict[str, Any] | None = None) -> CertFacts:
+def cert_facts(der: bytes, decoded: dict[str, Any] | Callable[[], dict[str, Any]] | None = None) -> CertFacts:
     """Parsed once per certificate: the SHA-256 of the DER is the key (bounded, oldest dropped first).
 
     ``decoded`` is ``getpeercert()`` of a verified connection: OpenSSL has read the certificate already, so the
@@ -81,6 +83,8 @@ def cert_facts(der: bytes, decoded: dict[str, Any] | None = None) -> CertFacts:
     key = hashlib.sha256(der).digest()
     facts = _cache.get(key)
     if facts is None:
+        if callable(decoded):
+            decoded = decoded()  # getpeercert() decodes the whole certificate: only on a cache miss
         facts = _from_decoded(decoded) if decoded else None
         facts = facts or _parse(der)
         with _cache_lock:
@@ -158,7 +162,7 @@ def _parse(der: bytes) -> CertFacts:
 
 def describe(der: bytes, host: str, now: datetime, *, verified: bool, verify_error: str | None,
              version: str | None, cipher: str | None, checked: bool = True,
-             decoded: dict[str, Any] | None = None) -> TlsInfo:
+             decoded: dict[str, Any] | Callable[[], dict[str, Any]] | None = None) -> TlsInfo:
     facts = cert_facts(der, decoded)
     if facts.error is not None or facts.not_after is None or facts.not_before is None:
         return TlsInfo(version=version, cipher=cipher, subject=facts.error or "<unparseable certificate>",
@@ -170,13 +174,13 @@ def describe(der: bytes, host: str, now: datetime, *, verified: bool, verify_err
         subject=facts.subject,
         issuer=facts.issuer,
         sans=list(facts.sans),
-        not_before=iso(facts.not_before),
-        not_after=iso(facts.not_after),
+        not_before=_iso(facts.not_before),
+        not_after=_iso(facts.not_after),
         days_to_expiry=round((facts.not_after - now.astimezone(UTC)).total_seconds() / 86400, 3),
         self_signed=facts.self_signed,
         verified=verified,
         verify_error=verify_error,
-        hostname_match=hostname_matches(host, list(facts.sans), facts.common_names),
+        hostname_match=hostname_matches(host, facts.sans, facts.common_names),
         checked=checked,
     )
 
@@ -204,7 +208,8 @@ def is_self_signed(cert: x509.Certificate) -> bool:
     return True
 
 
-def hostname_matches(host: str, sans: list[str], common_names: tuple[str, ...]) -> bool:
+@functools.lru_cache(maxsize=4096)  # the same host and certificate every round
+def hostname_matches(host: str, sans: tuple[str, ...], common_names: tuple[str, ...]) -> bool:
     """RFC 6125 in short: SANs win; a wildcard covers exactly one left-most label; IPs match IP SANs only."""
     host = host.rstrip(".").lower()
     try:

@@ -1,4 +1,9 @@
-"""HTTP/1.1 on a plain socket (and ``ssl``), every blocking call bounded by the attempt's remaining budget.
+"""HTTP/1.1 on a plain socket (and ``ssl``), every blocking call bounded by the attempt's deadline.
+
+The connect has its own timeout (the remaining budget); after it the socket is blocking and the deadline's watchdog
+(``deadline.py``) shuts it down when the budget is spent, which wakes whatever call is blocked. Each call checks the
+budget first. A timeout on every call would put the socket in Python's non-blocking mode, where each read and each
+handshake step is a poll plus a retry: about 0.2 ms of CPU a probe at pool 50 (benchmarks/README.md).
 
 Small on purpose: one request per connection (``Connection: close``), content-length, chunked and
 close-delimited bodies, a bounded response head and a bounded body. Each failure is raised as ``ProbeFailure``
@@ -66,9 +71,15 @@ def open_tcp(addrinfos: list[tuple], deadline: Deadline, guard: SocketGuard) -> 
             ) from None
         except OSError as exc:
             _close(sock, guard)
+            if guard.fired or deadline.remaining() <= 0:  # the watchdog aborted the connect
+                raise ProbeFailure(
+                    "connect_timeout", "connect",
+                    f"TCP connection to {_fmt(sockaddr)} timed out ({deadline.seconds:g} s)",
+                ) from None
             last = exc
             continue
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(None)  # blocking from here on: the watchdog bounds every later call
         return sock, sockaddr
     if last is None:  # addrinfos is never empty; fail as a probe failure rather than an assert (python -O)
         raise ProbeFailure("connect_refused", "connect", "no address to connect to")
@@ -83,7 +94,7 @@ def start_tls(sock: socket.socket, ctx: ssl.SSLContext, server_name: str, deadli
     ssock = ctx.wrap_socket(sock, server_hostname=server_name, do_handshake_on_connect=False)
     guard.arm(ssock)
     try:
-        ssock.settimeout(_budget(deadline, "timeout", "tls"))
+        _budget(deadline, "timeout", "tls")
         ssock.do_handshake()
     except ssl.SSLCertVerificationError:
         _close(ssock, guard)
@@ -93,6 +104,8 @@ def start_tls(sock: socket.socket, ctx: ssl.SSLContext, server_name: str, deadli
         raise ProbeFailure("timeout", "tls", f"TLS handshake not finished within {deadline.seconds:g} s") from None
     except ssl.SSLError as exc:
         _close(ssock, guard)
+        if guard.fired or deadline.remaining() <= 0:  # the watchdog shut the socket down mid-handshake
+            raise ProbeFailure("timeout", "tls", f"TLS handshake not finished within {deadline.seconds:g} s") from None
         why = exc.reason or str(exc)
         raise ProbeFailure("tls_error", "tls", f"TLS handshake failed: {TLS_HINTS.get(why, why)}") from None
     except OSError as exc:
@@ -118,7 +131,7 @@ def build_request(method: str, path: str, host_header: str, headers: dict[str, s
 
 def send_request(sock: socket.socket, data: bytes, deadline: Deadline, guard: SocketGuard) -> None:
     try:
-        sock.settimeout(_budget(deadline, "timeout", "request"))
+        _budget(deadline, "timeout", "request")
         sock.sendall(data)
     except TimeoutError:
         raise ProbeFailure("timeout", "request", f"sending the request took over {deadline.seconds:g} s") from None
@@ -142,13 +155,15 @@ class _Stream:
         if self.eof:
             return False
         try:
-            self.sock.settimeout(_budget(self.deadline, "timeout", self.phase))
+            _budget(self.deadline, "timeout", self.phase)
             data = self.sock.recv(RECV_SIZE)
         except TimeoutError:
             raise self._timeout() from None
         except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
             data = b""
         except ssl.SSLError as exc:
+            if self.guard.fired or self.deadline.remaining() <= 0:
+                raise self._timeout() from None
             raise ProbeFailure("protocol_error", self.phase, f"TLS error while reading: {exc.reason or exc}") from None
         except OSError as exc:
             if self.guard.fired or self.deadline.remaining() <= 0:
