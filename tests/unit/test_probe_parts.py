@@ -12,6 +12,7 @@ from gatewatch.probe import cloudflare
 from gatewatch.probe.assertions import MISSING, check_json, check_status, lookup
 from gatewatch.probe.deadline import Deadline, DeadlineExceeded, SocketGuard, Watchdog
 from gatewatch.probe.tls_info import _dns_match
+from tests.servers import SilentListener
 
 
 @pytest.mark.parametrize("status,headers,edge,colo,code", [
@@ -77,6 +78,63 @@ def test_watchdog_shuts_down_a_blocked_recv_without_its_own_timeout():
     finally:
         a.close()
         b.close()
+
+
+def test_watchdog_aborts_a_blocking_connect_to_a_silent_host():
+    """The engine's connect has no timeout of its own: the watchdog's shutdown is what ends it (SYN_SENT)."""
+    with SilentListener(backlog=0) as lst:
+        lst.fill_backlog()
+        sock, guard, errors = socket.socket(), SocketGuard(), []
+        guard.arm(sock)
+        Watchdog().schedule(time.monotonic() + 0.2, guard.fire)
+        start = time.monotonic()
+        try:
+            sock.connect(("127.0.0.1", lst.port))
+        except OSError as exc:
+            errors.append(exc)
+        finally:
+            guard.disarm()
+            sock.close()
+        if not errors:
+            pytest.skip("this kernel accepted the connection despite a full backlog")
+        assert time.monotonic() - start < 2 and guard.fired
+
+
+def test_a_connect_begun_after_the_shutdown_is_ended_by_the_next_one():
+    """The race the per-call budget check leaves open: the deadline passes between the check and the connect.
+
+    The first shutdown hits a socket that is not connecting yet and does nothing; a watchdog that fired once
+    would leave the connect to the kernel's SYN retries (about two minutes). It fires again while armed.
+    """
+    with SilentListener(backlog=0) as lst:
+        lst.fill_backlog()
+        sock, guard = socket.socket(), SocketGuard()
+        guard.arm(sock)
+        Watchdog().schedule(time.monotonic(), guard.fire)
+        end = time.monotonic() + 2
+        while not guard.fired and time.monotonic() < end:
+            time.sleep(0.01)
+        assert guard.fired
+        outcome: list[object] = []
+
+        def connect() -> None:
+            try:
+                sock.connect(("127.0.0.1", lst.port))
+                outcome.append("connected")
+            except OSError as exc:
+                outcome.append(exc)
+
+        worker = threading.Thread(target=connect, daemon=True)
+        start = time.monotonic()
+        worker.start()
+        worker.join(3)
+        took = time.monotonic() - start
+        guard.disarm()
+        sock.close()
+        if outcome == ["connected"]:
+            pytest.skip("this kernel accepted the connection despite a full backlog")
+        assert not worker.is_alive(), "the connect was still blocked 3 s after the deadline"
+        assert isinstance(outcome[0], OSError) and took < 1.0
 
 
 def test_a_disarmed_guard_never_touches_its_old_socket():

@@ -2,8 +2,10 @@
 
 Each socket operation first checks the *remaining* budget (a per-recv timeout alone would let a server that
 trickles one byte a second keep a probe alive for ever), and a single shared watchdog thread shuts the socket
-down when the deadline passes, which wakes any call still blocked on it. The connect also has the remaining
-budget as its own timeout; after it the socket blocks (``transport.py`` says why).
+down when the deadline passes, which wakes any call still blocked on it. The sockets block (``transport.py`` says
+why), so the watchdog is what ends a stuck call. A call that began just after the shutdown (the budget checked,
+then the deadline passed, then the call) is not woken by it: the watchdog shuts the socket down again every
+``REFIRE_S`` for as long as it stays armed.
 """
 
 from __future__ import annotations
@@ -70,11 +72,14 @@ class SocketGuard:
             except OSError:
                 pass
 
-    def fire(self) -> None:
+    def fire(self) -> bool:
+        """Shuts the armed socket down; True while one is armed (the watchdog then fires again)."""
         with self._lock:
             self.fired = True
             if self._sock is not None:
                 _shutdown(self._sock)
+                return True
+            return False
 
 
 def _shutdown(sock: socket.socket) -> None:
@@ -129,14 +134,17 @@ class Watchdog:
                 heapq.heappop(self._heap)
                 callback = self._pending.pop(token)
             try:
-                callback()  # outside the lock; SocketGuard.fire takes its own lock
-            except Exception:  # noqa: BLE001, S110 - a failing callback must not stop the watchdog for everyone
-                pass  # nosec B110 - one failing callback must not stop the watchdog for every probe
+                again = callback()  # outside the lock; SocketGuard.fire takes its own lock
+            except Exception:  # noqa: BLE001 - a failing callback must not stop the watchdog for everyone
+                again = False
+            if again is True:  # still armed: a call that started after the shutdown is ended by the next one
+                self.schedule(time.monotonic() + REFIRE_S, callback)
 
 
 WATCHDOG = Watchdog()
-# The watchdog is what ends a blocked read, write or handshake: it fires at the deadline itself.
+# The watchdog is what ends a blocked connect, read, write or handshake: it fires at the deadline itself.
 WATCHDOG_SLACK_S = 0.0
+REFIRE_S = 0.1
 
 
 def guard_until(deadline: Deadline) -> tuple[SocketGuard, int]:

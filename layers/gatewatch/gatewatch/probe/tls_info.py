@@ -17,6 +17,7 @@ import ipaddress
 import os
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,13 +33,32 @@ CERT_CACHE_SIZE = 1024  # distinct certificates kept (a few hundred bytes each)
 _iso = functools.lru_cache(maxsize=2 * CERT_CACHE_SIZE)(iso)  # a certificate's dates, rendered once
 
 
+CA_RECHECK_S = 1.0  # how soon a changed CA file is seen
+_stamps: dict[str, tuple[float, int]] = {}
+
+
 def client_context(verify: bool, ca_file: str | None) -> ssl.SSLContext:
-    """Cached: loading the CA store costs tens of milliseconds, and a context is safe to share between threads."""
+    """Cached: loading the CA store costs tens of milliseconds, and a context is safe to share between threads.
+
+    A CA file's mtime is looked at once a second, not once a probe: ``os.stat`` drops the GIL, and at pool 50 each
+    drop is a hand-off between threads.
+    """
+    return _context(verify, ca_file, _stamp(ca_file) if ca_file else 0)
+
+
+def _stamp(ca_file: str) -> int:
+    now = time.monotonic()
+    seen = _stamps.get(ca_file)
+    if seen is not None and now - seen[0] < CA_RECHECK_S:
+        return seen[1]
     try:
-        stamp = os.stat(ca_file).st_mtime_ns if ca_file else 0
+        stamp = os.stat(ca_file).st_mtime_ns
     except OSError:
         stamp = -1
-    return _context(verify, ca_file, stamp)
+    if len(_stamps) > 256:
+        _stamps.clear()
+    _stamps[ca_file] = (now, stamp)
+    return stamp
 
 
 @functools.lru_cache(maxsize=32)

@@ -1,9 +1,10 @@
 """HTTP/1.1 on a plain socket (and ``ssl``), every blocking call bounded by the attempt's deadline.
 
-The connect has its own timeout (the remaining budget); after it the socket is blocking and the deadline's watchdog
-(``deadline.py``) shuts it down when the budget is spent, which wakes whatever call is blocked. Each call checks the
-budget first. A timeout on every call would put the socket in Python's non-blocking mode, where each read and each
-handshake step is a poll plus a retry: about 0.2 ms of CPU a probe at pool 50 (benchmarks/README.md).
+The socket is blocking: each call checks the budget first, and the deadline's watchdog (``deadline.py``) shuts the
+socket down when the budget is spent, which wakes whatever call is blocked, the connect included (Linux aborts a
+connect in SYN_SENT on shutdown). A timeout on each call would put the socket in Python's non-blocking mode, where
+each connect, read and handshake step is a poll plus a retry: about 0.25 ms of CPU a probe at pool 50, a fifth of
+an HTTPS probe (benchmarks/README.md).
 
 Small on purpose: one request per connection (``Connection: close``), content-length, chunked and
 close-delimited bodies, a bounded response head and a bounded body. Each failure is raised as ``ProbeFailure``
@@ -60,9 +61,10 @@ def open_tcp(addrinfos: list[tuple], deadline: Deadline, guard: SocketGuard) -> 
     last: OSError | None = None
     for family, _type, proto, _name, sockaddr in addrinfos:
         sock = socket.socket(family, socket.SOCK_STREAM, proto)
+        sock.settimeout(None)  # blocking, whatever socket.setdefaulttimeout says: the watchdog bounds every call
         guard.arm(sock)
         try:
-            sock.settimeout(_budget(deadline, "connect_timeout", "connect"))
+            _budget(deadline, "connect_timeout", "connect")
             sock.connect(sockaddr)
         except (TimeoutError, DeadlineExceeded):
             _close(sock, guard)
@@ -79,7 +81,6 @@ def open_tcp(addrinfos: list[tuple], deadline: Deadline, guard: SocketGuard) -> 
             last = exc
             continue
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.settimeout(None)  # blocking from here on: the watchdog bounds every later call
         return sock, sockaddr
     if last is None:  # addrinfos is never empty; fail as a probe failure rather than an assert (python -O)
         raise ProbeFailure("connect_refused", "connect", "no address to connect to")
