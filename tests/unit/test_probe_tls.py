@@ -128,3 +128,25 @@ def test_tls_client_against_plain_server_is_a_tls_error():
     with LoopbackServer(plain_http) as s:
         r = probe_url(s.url("/health").replace("http://", "https://"), timeout_s=3)
     assert (r.reason, r.phase) == ("tls_error", "tls")
+
+
+def test_the_server_name_sent_is_the_url_host_idna_encoded_and_none_for_an_ip(certs):
+    """The engine wraps the socket with CPython's C-level SSL object, not SSLSocket: SNI must come out the same."""
+    issued = certs.leaf(["api.lab.test", "xn--bcher-kva.lab.test", "127.0.0.1"])
+    seen: list[str | None] = []
+    context = issued.server_context()
+    context.sni_callback = lambda _sock, name, _ctx: seen.append(name)
+    resolver = StaticResolver({"api.lab.test": "127.0.0.1", "bücher.lab.test": "127.0.0.1"})
+    with http_server(ROUTES, tls=context) as s:
+        for url in (s.url("/health", host="api.lab.test"), s.url("/health", host="bücher.lab.test"),
+                    s.url("/health")):
+            r = probe_url(url, resolver=resolver, ca_file=str(certs.ca_file), timeout_s=5)
+            assert r.ok and r.tls.verified and r.tls.hostname_match, (url, r.error)
+    assert seen == ["api.lab.test", "xn--bcher-kva.lab.test", None]
+
+
+def test_cpython_still_offers_the_c_level_wrap_the_engine_uses():
+    """``SSLContext._wrap_socket`` is private: an interpreter without it must fail here, not in every probe."""
+    import ssl
+
+    assert callable(getattr(ssl.SSLContext, "_wrap_socket", None))

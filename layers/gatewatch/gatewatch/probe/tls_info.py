@@ -238,6 +238,10 @@ def hostname_matches(host: str, sans: tuple[str, ...], common_names: tuple[str, 
         ip = None
     if ip is not None:
         return any(_same_ip(ip, s) for s in sans)
+    try:  # certificates name internationalised hosts in their A-label form, as the handshake's SNI does
+        host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        pass
     names = [s.lower() for s in sans if not _is_ip(s)]
     if not sans:  # legacy: the common name, only when there are no SANs at all
         names = [str(n).lower() for n in common_names]
