@@ -158,3 +158,23 @@ def test_cancelled_watchdog_entries_do_not_fire():
     done = threading.Event()
     dog.schedule(time.monotonic() + 0.1, done.set)
     assert done.wait(5) and fired == []
+
+
+def test_the_engine_socket_blocks_and_its_guard_is_what_bounds_it():
+    """Per-call timeouts put Python's socket in poll-then-retry mode (a fifth of an HTTPS probe's CPU at pool 50);
+    the engine's socket blocks and the deadline's watchdog, armed on it, is what ends a stuck call."""
+    from gatewatch.probe.transport import open_tcp
+
+    with SilentListener() as lst:
+        guard = SocketGuard()
+        sock, _addr = open_tcp([(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", lst.port))],
+                               Deadline(5), guard)
+        try:
+            assert sock.gettimeout() is None
+            Watchdog().schedule(time.monotonic() + 0.1, guard.fire)
+            start = time.monotonic()
+            assert sock.recv(10) == b""  # the silent listener never answers: only the watchdog ends this
+            assert time.monotonic() - start < 2 and guard.fired
+        finally:
+            guard.disarm()
+            sock.close()
