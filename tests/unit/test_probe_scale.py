@@ -83,6 +83,69 @@ def test_a_round_is_streamed_with_a_bounded_window():
     assert all(r.status == "up" for _i, _t, r in rest) and result.status == "up" and target.name == f"t{index}"
 
 
+def _probe_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("gatewatch-probe-")]
+
+
+def test_a_budgeted_round_ends_at_its_deadline_and_abandons_what_is_in_flight():
+    """The ProbeFunction's round: hung targets do not hold it past its budget, queued ones never start, and the
+    abandoned workers do not linger (each ends at its probe's own deadline, even with no one draining)."""
+    from tests.servers import SilentListener
+
+    with SilentListener(backlog=64) as hung, http_server({"/": Reply(200, {"ok": True})}) as server:
+        fleet = [Target.model_validate({"name": f"ok{i}", "url": server.url("/"), "confirm": {"retries": 0}})
+                 for i in range(2)]
+        fleet += [Target.model_validate({"name": f"hung{i}", "url": hung.url(), "timeout_s": 1.5,
+                                         "confirm": {"retries": 0}}) for i in range(6)]
+        start = time.monotonic()
+        got = list(iter_probe_targets(fleet, concurrency=3, until=start + 0.8))
+        took = time.monotonic() - start
+        assert sorted(t.name for _i, t, _r in got) == ["ok0", "ok1"]
+        assert 0.7 < took < 1.3, took
+        end = time.monotonic() + 5
+        while _probe_threads() and time.monotonic() < end:
+            time.sleep(0.05)
+        assert not _probe_threads(), "abandoned workers are still running 5 s later"
+        assert time.monotonic() - start < 3.5  # the 3 in flight ended at their 1.5 s deadlines; none started after
+
+
+def test_a_consumer_that_stops_early_does_not_strand_the_workers_of_a_budgeted_round():
+    """With a budget the caller does not wait for the workers: one blocked on the full hand-over queue must still
+    get out."""
+    with http_server({"/": Reply(200, {"ok": True})}) as server:
+        fleet = [Target.model_validate({"name": f"t{i}", "url": server.url("/"), "confirm": {"retries": 0}})
+                 for i in range(30)]
+        stream = iter_probe_targets(fleet, concurrency=2, until=time.monotonic() + 30)
+        next(stream)
+        time.sleep(0.5)  # both workers finish, the queue (2) fills, a worker blocks handing over
+        stream.close()
+        end = time.monotonic() + 3
+        while _probe_threads() and time.monotonic() < end:
+            time.sleep(0.05)
+        assert not _probe_threads()
+
+
+def test_isolate_yields_one_targets_exception_as_its_result(monkeypatch):
+    from gatewatch.probe import round as probe_round
+
+    real = probe_round.probe_target
+
+    def flaky(target, clock=None, resolver=None):
+        if target.name == "t3":
+            raise RuntimeError("boom")
+        return real(target, clock, resolver)
+
+    monkeypatch.setattr(probe_round, "probe_target", flaky)
+    with http_server({"/": Reply(200, {"ok": True})}) as server:
+        fleet = [Target.model_validate({"name": f"t{i}", "url": server.url("/"), "confirm": {"retries": 0}})
+                 for i in range(6)]
+        got = {t.name: r for _i, t, r in iter_probe_targets(fleet, concurrency=3, isolate=True)}
+        assert isinstance(got.pop("t3"), RuntimeError) and len(got) == 5
+        assert all(r.status == "up" for r in got.values())
+        with pytest.raises(RuntimeError, match="boom"):
+            list(iter_probe_targets(fleet, concurrency=3))
+
+
 def test_probe_targets_keeps_target_order():
     with http_server({"/": Reply(200, {"ok": True})}) as server:
         fleet = [Target.model_validate({"name": f"t{i}", "url": server.url("/"), "confirm": {"retries": 0}})

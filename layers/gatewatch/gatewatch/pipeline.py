@@ -158,33 +158,23 @@ class Pipeline:
         return self._run_budgeted(targets, budget_s)
 
     def _run_budgeted(self, targets: list[Target], budget_s: float) -> list[RoundReport]:
-        from concurrent.futures import ThreadPoolExecutor, as_completed
-
-        from gatewatch.probe.round import probe_target
+        from gatewatch.probe.round import iter_probe_targets
 
         deadline = time.monotonic() + max(0.0, budget_s)
         reports: dict[int, RoundReport] = {}
         if not targets:
             return []
-        pool = ThreadPoolExecutor(max_workers=max(1, min(self.config.settings.concurrency, len(targets))),
-                                  thread_name_prefix="gatewatch-probe")
-        futures = {pool.submit(probe_target, t, self.clock, self.resolver): i for i, t in enumerate(targets)}
-        try:
-            for future in as_completed(futures, timeout=max(0.0, deadline - time.monotonic())):
-                i = futures.pop(future)  # dropped once handled: a shard holds in-flight results, not all of them
-                try:
-                    outside = future.result().to_dict()
-                except Exception as exc:  # noqa: BLE001 - reported against this target only
-                    reports[i] = RoundReport(targets[i].name, "error", f"{type(exc).__name__}: {exc}"[:500])
-                    continue
-                reports[i] = self.handle_result_guarded(targets[i], outside)  # recorded as soon as known
-                if time.monotonic() >= deadline:
-                    break
-        except TimeoutError:
-            pass
-        finally:
-            # unfinished probes are abandoned (their sockets time out on their own); queued ones never start
-            pool.shutdown(wait=False, cancel_futures=True)
+        concurrency = max(1, min(self.config.settings.concurrency, len(targets)))
+        # The engine's own pool (no Future a target); unfinished probes are abandoned at the deadline (their
+        # sockets end at their own deadlines) and targets not started never start.
+        for i, target, result in iter_probe_targets(targets, concurrency, self.clock, self.resolver,
+                                                    until=deadline, isolate=True):
+            if isinstance(result, Exception):  # reported against this target only
+                reports[i] = RoundReport(target.name, "error", f"{type(result).__name__}: {result}"[:500])
+                continue
+            reports[i] = self.handle_result_guarded(target, result.to_dict())  # recorded as soon as known
+            if time.monotonic() >= deadline:
+                break
         for i, target in enumerate(targets):
             if i not in reports:
                 reports[i] = self._skipped(target, budget_s)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -100,14 +101,20 @@ def probe_health(target: Target, health: Health, clock: Clock, resolver: Resolve
 
 
 def iter_probe_targets(targets: Iterable[Target], concurrency: int = 16, clock: Clock | None = None,
-                       resolver: Resolver | None = None) -> Iterator[tuple[int, Target, TargetResult]]:
+                       resolver: Resolver | None = None, *, until: float | None = None,
+                       isolate: bool = False) -> Iterator[tuple[int, Target, TargetResult | Exception]]:
     """Every target on ``concurrency`` worker threads, yielding ``(index, target, result)`` as each finishes.
 
     At most ``2 x concurrency`` targets are in flight or finished-but-not-yet-taken (each worker holds one, the
     hand-over queue holds ``concurrency``), so memory does not grow with the fleet: the caller records each result
     and drops it. ``targets`` may be a generator. Workers pull the next target themselves and hand results over a
     bounded queue: no Future or waiter per probe (about 0.14 ms of CPU a probe at pool 50, benchmarks/README.md).
-    An exception from a probe or from ``targets`` is raised to the caller, as ``Future.result()`` would.
+
+    ``until`` (a ``time.monotonic()`` instant) is a round's budget: the iteration ends then; targets not started
+    never start, and probes in flight are abandoned (each ends at its own deadline and its result is dropped).
+    ``isolate``: an exception from one target's probe is yielded as that target's result instead of ending the
+    round. Otherwise an exception from a probe or from ``targets`` is raised to the caller, as
+    ``Future.result()`` would.
     """
     clock = clock or Clock()
     workers = max(1, concurrency)
@@ -117,6 +124,18 @@ def iter_probe_targets(targets: Iterable[Target], concurrency: int = 16, clock: 
     stop = threading.Event()
     _DONE = object()
 
+    def hand_over(item: object) -> None:
+        if until is None:
+            results.put(item)  # the caller drains the queue until every worker is done
+            return
+        while True:  # an abandoned round has no one draining: a full queue must not hold a worker for ever
+            try:
+                results.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                if stop.is_set():
+                    return
+
     def work() -> None:
         try:
             while not stop.is_set():
@@ -125,12 +144,20 @@ def iter_probe_targets(targets: Iterable[Target], concurrency: int = 16, clock: 
                 if item is None:
                     return
                 index, target = item
-                results.put((index, target, probe_target(target, clock, resolver)))
+                try:
+                    result: TargetResult | Exception = probe_target(target, clock, resolver)
+                except Exception as exc:
+                    if not isolate:
+                        raise
+                    result = exc  # this target's failure, not the round's
+                if stop.is_set():
+                    return  # abandoned: the caller has gone
+                hand_over((index, target, result))
         except BaseException as exc:  # noqa: BLE001 - handed to the caller, who raises it
             stop.set()
-            results.put((None, None, exc))
+            hand_over((None, None, exc))
         finally:
-            results.put(_DONE)
+            hand_over(_DONE)
 
     threads = [threading.Thread(target=work, name=f"gatewatch-probe-{i}", daemon=True) for i in range(workers)]
     for thread in threads:
@@ -138,7 +165,13 @@ def iter_probe_targets(targets: Iterable[Target], concurrency: int = 16, clock: 
     running = len(threads)
     try:
         while running:
-            item = results.get()
+            if until is None:
+                item = results.get()
+            else:
+                try:
+                    item = results.get(timeout=max(0.0, until - time.monotonic()))
+                except queue.Empty:
+                    return  # the budget is spent
             if item is _DONE:
                 running -= 1
                 continue
@@ -146,13 +179,14 @@ def iter_probe_targets(targets: Iterable[Target], concurrency: int = 16, clock: 
             if index is None:
                 raise result
             yield index, target, result
-    finally:  # the caller stopped early or a probe raised: let the workers finish what they hold, then go
+    finally:  # the caller stopped early, a probe raised or the budget ran out
         stop.set()
-        while running:
-            if results.get() is _DONE:
-                running -= 1
-        for thread in threads:
-            thread.join()
+        if until is None:  # let the workers finish what they hold, then go
+            while running:
+                if results.get() is _DONE:
+                    running -= 1
+            for thread in threads:
+                thread.join()
 
 
 def probe_targets(targets: Sequence[Target], concurrency: int = 16, clock: Clock | None = None,
