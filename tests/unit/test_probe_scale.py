@@ -191,3 +191,30 @@ def test_facts_from_openssl_equal_the_cryptography_parse(tmp_path):
     from_openssl, from_cryptography = tls_info._from_decoded(decoded), tls_info._parse(der)
     assert from_openssl == from_cryptography
     assert from_openssl.sans == ("api.lab.test", "*.lab.test", "2001:db8::1", "127.0.0.1")
+
+
+def test_a_results_document_is_what_asdict_gives(certs):
+    """``ProbeResult.to_dict`` no longer deep-copies through ``dataclasses.asdict``; the documents must not change:
+    TLS facts, redirects, JSON assertions, a failure, Cloudflare headers and a nested JSON body."""
+    from dataclasses import asdict
+
+    from gatewatch.probe.engine import Expectations
+    from tests.servers import closed_port
+
+    issued = certs.leaf(["api.lab.test"], valid_to_days=30)
+    body = {"status": "ok", "db": {"up": True, "lag": [1, 2.5, None]}, "tags": ["a", "b"]}
+    routes = {"/": Reply(200, body, headers={"cf-ray": "8f1c2d3e4a5b6c7d-AMS", "server": "cloudflare"}),
+              "/moved": Reply(302, "", headers={"location": "/"})}
+    with http_server(routes, tls=issued.server_context()) as server:
+        results = [
+            probe_url(server.url("/moved", host="api.lab.test"), resolver=LAB, ca_file=str(certs.ca_file),
+                      expect=Expectations(json={"db.up": True, "status": "down"}), timeout_s=5),
+            probe_url(f"http://127.0.0.1:{closed_port()}/", timeout_s=2),
+        ]
+    assert results[0].tls and results[0].redirects and results[0].assertions and results[0].http.json == body
+    for result in results:
+        assert result.to_dict() == asdict(result)
+        document = result.to_dict()
+        if result.http:  # built anew, not shared with the result
+            assert document["http"]["json"] is not result.http.json
+            assert document["http"]["headers"] is not result.http.headers
