@@ -39,6 +39,11 @@ log = logging.getLogger("gatewatch.pipeline")
 ONBOX_TIMEOUT_S = 30.0
 
 
+# Results a budgeted round lets the probes finish ahead of its recording (a few KB each): the probes are not held
+# to the pace of the store's writes, and memory stays bounded whatever the fleet.
+HAND_OVER_BUFFER = 1024
+
+
 @dataclass
 class RoundReport:
     """What one round did for one target (the CLI prints these; tests assert them)."""
@@ -168,7 +173,7 @@ class Pipeline:
         # The engine's own pool (no Future a target); unfinished probes are abandoned at the deadline (their
         # sockets end at their own deadlines) and targets not started never start.
         for i, target, result in iter_probe_targets(targets, concurrency, self.clock, self.resolver,
-                                                    until=deadline, isolate=True):
+                                                    until=deadline, isolate=True, buffer=HAND_OVER_BUFFER):
             if isinstance(result, Exception):  # reported against this target only
                 reports[i] = RoundReport(target.name, "error", f"{type(result).__name__}: {result}"[:500])
                 continue

@@ -101,14 +101,17 @@ def probe_health(target: Target, health: Health, clock: Clock, resolver: Resolve
 
 
 def iter_probe_targets(targets: Iterable[Target], concurrency: int = 16, clock: Clock | None = None,
-                       resolver: Resolver | None = None, *, until: float | None = None,
-                       isolate: bool = False) -> Iterator[tuple[int, Target, TargetResult | Exception]]:
+                       resolver: Resolver | None = None, *, until: float | None = None, isolate: bool = False,
+                       buffer: int | None = None) -> Iterator[tuple[int, Target, TargetResult | Exception]]:
     """Every target on ``concurrency`` worker threads, yielding ``(index, target, result)`` as each finishes.
 
-    At most ``2 x concurrency`` targets are in flight or finished-but-not-yet-taken (each worker holds one, the
-    hand-over queue holds ``concurrency``), so memory does not grow with the fleet: the caller records each result
-    and drops it. ``targets`` may be a generator. Workers pull the next target themselves and hand results over a
-    bounded queue: no Future or waiter per probe (about 0.14 ms of CPU a probe at pool 50, benchmarks/README.md).
+    At most ``concurrency + buffer`` targets are in flight or finished-but-not-yet-taken (each worker holds one,
+    the hand-over queue holds ``buffer``, by default ``concurrency``), so memory does not grow with the fleet: the
+    caller records each result and drops it. A caller slower than the probes (a round recording each result
+    before taking the next) passes a larger ``buffer``: workers held back by a full queue run interleaved with the
+    caller for the whole round, contending for the GIL (+8% CPU a target in ``round_bench.py``).
+    ``targets`` may be a generator. Workers pull the next target themselves and hand results over a bounded queue:
+    no Future or waiter per probe (about 0.14 ms of CPU a probe at pool 50, benchmarks/README.md).
 
     ``until`` (a ``time.monotonic()`` instant) is a round's budget: the iteration ends then; targets not started
     never start, and probes in flight are abandoned (each ends at its own deadline and its result is dropped).
@@ -120,7 +123,7 @@ def iter_probe_targets(targets: Iterable[Target], concurrency: int = 16, clock: 
     workers = max(1, concurrency)
     source = enumerate(targets)
     take = threading.Lock()
-    results: queue.Queue = queue.Queue(maxsize=workers)
+    results: queue.Queue = queue.Queue(maxsize=max(1, buffer or workers))
     stop = threading.Event()
     _DONE = object()
 
