@@ -105,13 +105,14 @@ def iter_probe_targets(targets: Iterable[Target], concurrency: int = 16, clock: 
                        buffer: int | None = None) -> Iterator[tuple[int, Target, TargetResult | Exception]]:
     """Every target on ``concurrency`` worker threads, yielding ``(index, target, result)`` as each finishes.
 
-    At most ``concurrency + buffer`` targets are in flight or finished-but-not-yet-taken (each worker holds one,
-    the hand-over queue holds ``buffer``, by default ``concurrency``), so memory does not grow with the fleet: the
-    caller records each result and drops it. A caller slower than the probes (a round recording each result
-    before taking the next) passes a larger ``buffer``: workers held back by a full queue run interleaved with the
-    caller for the whole round, contending for the GIL (+8% CPU a target in ``round_bench.py``).
-    ``targets`` may be a generator. Workers pull the next target themselves and hand results over a bounded queue:
-    no Future or waiter per probe (about 0.14 ms of CPU a probe at pool 50, benchmarks/README.md).
+    The caller's thread takes targets from ``targets`` (which may be a generator) and hands them to the workers;
+    the workers hand results back, both through C-level queues: no Future, waiter or shared lock per probe (a pool
+    whose workers pulled from a generator under a lock spent 0.1 ms a probe contending for it at pool 50, and
+    ``ThreadPoolExecutor``'s bookkeeping 0.14 ms; benchmarks/README.md). Targets are taken ``concurrency +
+    buffer`` ahead of the results the caller has taken (``buffer`` defaults to ``concurrency``), so memory does not
+    grow with the fleet: the caller records each result and drops it. A caller slower than the probes (a round
+    recording each result before taking the next) passes a larger ``buffer``: probes held back for it would run
+    interleaved with it for the whole round, contending for the GIL (+8% CPU a target in ``round_bench.py``).
 
     ``until`` (a ``time.monotonic()`` instant) is a round's budget: the iteration ends then; targets not started
     never start, and probes in flight are abandoned (each ends at its own deadline and its result is dropped).
@@ -121,30 +122,32 @@ def iter_probe_targets(targets: Iterable[Target], concurrency: int = 16, clock: 
     """
     clock = clock or Clock()
     workers = max(1, concurrency)
+    ahead = workers + max(1, buffer or workers)
     source = enumerate(targets)
-    take = threading.Lock()
-    results: queue.Queue = queue.Queue(maxsize=max(1, buffer or workers))
+    todo: queue.SimpleQueue = queue.SimpleQueue()
+    results: queue.SimpleQueue = queue.SimpleQueue()  # bounded by ``ahead``: nothing is handed out beyond it
     stop = threading.Event()
-    _DONE = object()
+    _END, _DONE = object(), object()
+    exhausted = False
 
-    def hand_over(item: object) -> None:
-        if until is None:
-            results.put(item)  # the caller drains the queue until every worker is done
-            return
-        while True:  # an abandoned round has no one draining: a full queue must not hold a worker for ever
-            try:
-                results.put(item, timeout=0.1)
+    def feed(count: int) -> None:
+        nonlocal exhausted
+        for _ in range(count):
+            if exhausted:
                 return
-            except queue.Full:
-                if stop.is_set():
-                    return
+            item = next(source, None)
+            if item is None:
+                exhausted = True
+                for _ in range(workers):
+                    todo.put(_END)
+                return
+            todo.put(item)
 
     def work() -> None:
         try:
-            while not stop.is_set():
-                with take:
-                    item = next(source, None)
-                if item is None:
+            while True:
+                item = todo.get()
+                if item is _END or stop.is_set():
                     return
                 index, target = item
                 try:
@@ -155,18 +158,19 @@ def iter_probe_targets(targets: Iterable[Target], concurrency: int = 16, clock: 
                     result = exc  # this target's failure, not the round's
                 if stop.is_set():
                     return  # abandoned: the caller has gone
-                hand_over((index, target, result))
+                results.put((index, target, result))
         except BaseException as exc:  # noqa: BLE001 - handed to the caller, who raises it
             stop.set()
-            hand_over((None, None, exc))
+            results.put((None, None, exc))
         finally:
-            hand_over(_DONE)
+            results.put(_DONE)
 
     threads = [threading.Thread(target=work, name=f"gatewatch-probe-{i}", daemon=True) for i in range(workers)]
     for thread in threads:
         thread.start()
     running = len(threads)
     try:
+        feed(ahead)
         while running:
             if until is None:
                 item = results.get()
@@ -182,8 +186,11 @@ def iter_probe_targets(targets: Iterable[Target], concurrency: int = 16, clock: 
             if index is None:
                 raise result
             yield index, target, result
-    finally:  # the caller stopped early, a probe raised or the budget ran out
+            feed(1)  # after the caller is done with this one: ``ahead`` is the most taken and not yet handed back
+    finally:  # the caller stopped early, a probe or the source raised, or the budget ran out
         stop.set()
+        for _ in range(workers):
+            todo.put(_END)  # wakes any worker waiting for a target
         if until is None:  # let the workers finish what they hold, then go
             while running:
                 if results.get() is _DONE:
