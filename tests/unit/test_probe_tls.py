@@ -150,3 +150,40 @@ def test_cpython_still_offers_the_c_level_wrap_the_engine_uses():
     import ssl
 
     assert callable(getattr(ssl.SSLContext, "_wrap_socket", None))
+
+
+@pytest.mark.parametrize("name", ["api.lab.test", "API.Lab.Test.", "127.0.0.1", "::1", "a" * 63 + ".test",
+                                  "a" * 64 + ".test", "x." + "b" * 64, "a..b", ".lead", "bücher.lab.test",
+                                  "xn--bcher-kva.lab.test", "ДОМЕН.рф"])
+def test_a_label_is_what_the_idna_codec_gives(name):
+    """The ASCII path skips importing the codec (12 ms, 1.5 MiB); it must answer exactly as the codec does."""
+    from gatewatch.probe.tls_info import a_label
+
+    try:
+        want: object = name.encode("idna").decode("ascii")
+    except UnicodeError:
+        want = UnicodeError
+    if want is UnicodeError:
+        with pytest.raises(UnicodeError):
+            a_label(name)
+    else:
+        assert a_label(name) == want
+
+
+@pytest.mark.parametrize("text", ["Nov 29 01:00:00 2026 GMT", "Jan  5 09:08:07 2031 GMT", "feb 28 23:59:59 2000 GMT",
+                                  "Dec 31 00:00:00 9999 GMT"])
+def test_cert_time_reads_what_ssl_reads(text):
+    import ssl
+
+    from gatewatch.probe.tls_info import cert_time
+
+    assert cert_time(text).timestamp() == ssl.cert_time_to_seconds(text)
+
+
+@pytest.mark.parametrize("text", ["Nov 29 01:00:00 2026 UTC", "Foo 29 01:00:00 2026 GMT", "Nov 29 2026 GMT", ""])
+def test_cert_time_refuses_what_it_does_not_know(text):
+    """``_from_decoded`` then falls back to parsing the DER with cryptography."""
+    from gatewatch.probe.tls_info import cert_time
+
+    with pytest.raises((ValueError, KeyError)):
+        cert_time(text)

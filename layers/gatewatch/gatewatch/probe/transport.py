@@ -13,7 +13,6 @@ with the reason and phase the result document reports.
 
 from __future__ import annotations
 
-import functools
 import re
 import socket
 import ssl
@@ -21,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 from gatewatch.probe.deadline import Deadline, DeadlineExceeded, SocketGuard
+from gatewatch.probe.tls_info import a_label
 
 MAX_HEAD_BYTES = 64 * 1024
 MAX_HEADERS = 200
@@ -130,18 +130,12 @@ class TlsStream:
         self.sock.close()
 
 
-@functools.lru_cache(maxsize=1024)
-def _sni(name: str) -> str:
-    """The server name as ``SSLContext.wrap_socket`` encodes it (IDNA); an IP literal passes through unchanged."""
-    return name.encode("idna").decode("ascii")
-
-
 def start_tls(sock: socket.socket, ctx: ssl.SSLContext, server_name: str, deadline: Deadline,
               guard: SocketGuard) -> TlsStream:
     """The handshake; certificate verification errors propagate as ``ssl.SSLCertVerificationError``."""
     try:
         _budget(deadline, "timeout", "tls")
-        obj = ctx._wrap_socket(sock, False, _sni(server_name))  # noqa: SLF001 - see TlsStream
+        obj = ctx._wrap_socket(sock, False, a_label(server_name))  # noqa: SLF001 - see TlsStream
         obj.do_handshake()
     except ssl.SSLCertVerificationError:
         _close(sock, guard)
