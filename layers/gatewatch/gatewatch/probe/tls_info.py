@@ -145,7 +145,7 @@ _MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun",
 
 def cert_time(text: str) -> datetime:
     """``getpeercert()``'s ``"Nov 29 01:00:00 2026 GMT"`` as ``ssl.cert_time_to_seconds`` reads it, without its
-    ``time.strptime`` (whose first use imports ``_strptime``: 5 ms and 1 MiB in every fresh process)."""
+    ``time.strptime`` (whose first use imports ``_strptime``: 3 ms and 0.6 MiB in every fresh process)."""
     month, day, clock, year, zone = text.split()
     hour, minute, second = clock.split(":")
     if zone != "GMT":
@@ -158,7 +158,7 @@ def a_label(name: str) -> str:
     """A host name as TLS carries it (IDNA A-labels), as ``SSLContext.wrap_socket`` encodes it.
 
     An ASCII name takes the ``idna`` codec's own ASCII path (label lengths checked, the name unchanged) without
-    importing the codec, which costs 12 ms and 1.5 MiB at its first use in a process.
+    importing the codec (``unicodedata``, ``stringprep``: 1 ms and 0.6 MiB at its first use in a process).
     """
     if name.isascii():
         labels = name.split(".")
