@@ -596,7 +596,6 @@ class Target(_Strict):
 
     _url = field_validator("url")(classmethod(lambda cls, v: _check_url(v)))
 
-
     @model_validator(mode="after")
     def _onbox_can_request(self) -> Target:
         """With a host section the on-box checks request this URL's path through nginx: they take up to

@@ -142,12 +142,10 @@ class Watchdog:
 
 
 WATCHDOG = Watchdog()
-# The watchdog is what ends a blocked connect, read, write or handshake: it fires at the deadline itself.
-WATCHDOG_SLACK_S = 0.0
-REFIRE_S = 0.1
+REFIRE_S = 0.1  # how often the watchdog shuts an expired attempt's socket down again while it stays armed
 
 
 def guard_until(deadline: Deadline) -> tuple[SocketGuard, int]:
     guard = SocketGuard()
-    token = WATCHDOG.schedule(deadline.end + WATCHDOG_SLACK_S, guard.fire)
+    token = WATCHDOG.schedule(deadline.end, guard.fire)  # the sockets block: the watchdog is what ends a stuck call
     return guard, token

@@ -170,8 +170,8 @@ _FIELDS: dict[type, tuple[str, ...]] = {}
 def plain(value: Any) -> Any:
     """``dataclasses.asdict`` without its deep copy of every leaf: the same dicts, lists and tuples, built anew.
 
-    ``asdict`` cost about 0.1 ms a result, twice a target and round (the attempts and the final probe).
-    ``tests/unit/test_probe_parts.py`` checks that both give equal documents.
+    ``asdict`` cost 56 us a result (this, 12 us), twice a target and round (the attempts and the final probe).
+    ``tests/unit/test_probe_scale.py`` checks that both give equal documents.
     """
     cls = type(value)
     names = _FIELDS.get(cls)

@@ -159,17 +159,17 @@ def _runs(ctx: Context, window: timedelta, action: str | None = None) -> list[An
     died before ``ran`` still counts, and neither the runner asking nor the runner that ran it can skew it out."""
     now = _store_clock(ctx)
     since = now - window
-    first: dict[tuple[str, str], Any] = {}
+    first: dict[tuple[str, str], tuple[datetime, Any]] = {}  # (incident, action) -> (when, its first record)
     # The index is keyed by the runner's time, so the read is widened by MAX_SKEW and the store's time decides. An
     # attempt that started before the window and ran inside it is dated by its `ran` record and so still counts:
     # the window can only make the guard stricter, never looser.
     for r in ctx.store.list_actions(target=ctx.target.name, since=iso(min(since, ctx.now - window) - MAX_SKEW)):
         if r.decision in RUNS and (action is None or r.action == action):
             key = (r.incident_id, r.action)
-            if key not in first or parse_iso(attempt_time(r)) < parse_iso(attempt_time(first[key])):
-                first[key] = r
-    runs = [r for r in first.values() if parse_iso(attempt_time(r)) > since]
-    return sorted(runs, key=lambda r: parse_iso(attempt_time(r)))
+            when = parse_iso(attempt_time(r))
+            if key not in first or when < first[key][0]:
+                first[key] = (when, r)
+    return [r for when, r in sorted(first.values(), key=lambda pair: pair[0]) if when > since]
 
 
 def cooldown(ctx: Context) -> Refusal | None:
